@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "outbox-relay",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "outbox-relay", targets: ["outbox-relay"]),
+        .library(name: "OutboxSQL", targets: ["OutboxSQL"]),
+        .library(name: "OutboxRelay", targets: ["OutboxRelay"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(
+            name: "OutboxSQL",
+            dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "OutboxRelay",
+            dependencies: [
+                "OutboxSQL",
+                "CLibCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.embedInCode("Migrations")]
+        ),
+        .executableTarget(
+            name: "outbox-relay",
+            dependencies: [
+                "OutboxRelay",
+                "OutboxSQL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Shared by the test targets: a throwaway database per test, real HTTP receivers, the relay binary.
+        .target(name: "TestSupport", dependencies: ["OutboxSQL", "OutboxRelay"], path: "Tests/TestSupport"),
+        .testTarget(name: "OutboxSQLTests", dependencies: ["OutboxSQL", "TestSupport"]),
+        .testTarget(name: "OutboxRelayTests", dependencies: ["OutboxRelay", "OutboxSQL", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["OutboxRelay", "OutboxSQL", "TestSupport"]),
+    ]
+)

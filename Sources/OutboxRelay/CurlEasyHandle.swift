@@ -1,0 +1,204 @@
+import CLibCurl
+import Foundation
+
+/// `curl_global_init` must run once per process, before any other libcurl call.
+enum CurlGlobal {
+    static let initialization: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+}
+
+/// One libcurl easy handle, its error buffer and the state of the transfer running on it.
+///
+/// Only the engine thread uses it. The engine keeps idle handles in a small pool and
+/// reuses them; the connections themselves live in the multi handle's cache.
+final class CurlEasyHandle {
+    let raw: UnsafeMutableRawPointer
+    private let errorBuffer: UnsafeMutablePointer<CChar>
+    private let excerptLimit: Int
+    private var headerList: CurlHeaderList?
+
+    private(set) var tag: Int64 = 0
+    private var timeout: Duration = .zero
+    private var startedAt = Date(timeIntervalSince1970: 0)
+    private var startInstant = ContinuousClock.now
+    private var excerpt: [UInt8] = []
+
+    /// Creates a handle with the options every delivery shares: TLS verification on,
+    /// redirects off, only http and https, no signals.
+    init(configuration: HTTPDeliveryEngine.Configuration) throws(HTTPDeliveryEngineError) {
+        guard let raw = curl_easy_init() else {
+            throw HTTPDeliveryEngineError(message: "libcurl could not create a transfer handle (curl_easy_init failed)")
+        }
+        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE))
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
+        self.raw = raw
+        self.errorBuffer = errorBuffer
+        self.excerptLimit = max(0, configuration.responseExcerptBytes)
+
+        // From here on a throw still runs deinit, which frees the handle and buffer.
+        try check(ccurl_setopt_long(raw, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
+        try check(ccurl_setopt_long(raw, CURLOPT_FOLLOWLOCATION, 0), "CURLOPT_FOLLOWLOCATION")
+        try check(ccurl_setopt_long(raw, CURLOPT_SSL_VERIFYPEER, 1), "CURLOPT_SSL_VERIFYPEER")
+        try check(ccurl_setopt_long(raw, CURLOPT_SSL_VERIFYHOST, 2), "CURLOPT_SSL_VERIFYHOST")
+        try check(ccurl_setopt_long(raw, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS)), "CURLOPT_HTTP_VERSION")
+        try check(ccurl_setopt_str(raw, CURLOPT_PROTOCOLS_STR, "http,https"), "CURLOPT_PROTOCOLS_STR")
+        try check(ccurl_setopt_str(raw, CURLOPT_USERAGENT, configuration.userAgent), "CURLOPT_USERAGENT")
+        try check(ccurl_setopt_ptr(raw, CURLOPT_ERRORBUFFER, errorBuffer), "CURLOPT_ERRORBUFFER")
+        if let caBundlePath = configuration.caBundlePath {
+            try check(ccurl_setopt_str(raw, CURLOPT_CAINFO, caBundlePath), "CURLOPT_CAINFO")
+        }
+        try check(
+            ccurl_setopt_write_callback(raw, CURLOPT_WRITEFUNCTION) { data, size, count, userdata in
+                let total = size * count
+                guard let data, let userdata else { return total }
+                let handle = Unmanaged<CurlEasyHandle>.fromOpaque(userdata).takeUnretainedValue()
+                handle.keepExcerpt(UnsafeRawBufferPointer(start: data, count: total))
+                // Claiming every byte lets the transfer finish while only the excerpt is kept.
+                return total
+            },
+            "CURLOPT_WRITEFUNCTION"
+        )
+        // Unretained: the handle owns `raw`, so it outlives every callback libcurl makes on it.
+        try check(ccurl_setopt_ptr(raw, CURLOPT_WRITEDATA, Unmanaged.passUnretained(self).toOpaque()), "CURLOPT_WRITEDATA")
+    }
+
+    deinit {
+        curl_easy_cleanup(raw)
+        errorBuffer.deallocate()
+    }
+
+    /// Sets up the transfer for `request`. Returns why it cannot be sent, or nil when it is ready.
+    func prepare(_ request: WebhookRequest) -> String? {
+        tag = request.tag
+        timeout = request.timeout
+        startedAt = Date()
+        startInstant = .now
+        excerpt = []
+        errorBuffer[0] = 0
+
+        if request.url.utf8.contains(0) { return "URL contains a NUL byte" }
+        var lines = ["Expect:"]  // no 100-continue round trip before the body
+        lines.reserveCapacity(request.headers.count + 1)
+        for header in request.headers {
+            if let problem = Self.problem(with: header) { return problem }
+            // The engine's configured user agent always wins.
+            if header.name.lowercased() == "user-agent" { continue }
+            // "Name;" is curl's spelling of a header with an empty value; "Name:" would remove it.
+            lines.append(header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)")
+        }
+        guard let headerList = CurlHeaderList(lines: lines) else { return "out of memory building request headers" }
+        self.headerList = headerList
+
+        // A timeout of 0 means "never" to libcurl, so the shortest is one millisecond.
+        let timeoutMilliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let results: [(CURLcode, String)] = [
+            (ccurl_setopt_str(raw, CURLOPT_URL, request.url), "CURLOPT_URL"),
+            (ccurl_setopt_slist(raw, CURLOPT_HTTPHEADER, headerList.raw), "CURLOPT_HTTPHEADER"),
+            (ccurl_setopt_long(raw, CURLOPT_TIMEOUT_MS, Int(clamping: timeoutMilliseconds)), "CURLOPT_TIMEOUT_MS"),
+            // The size must be set before COPYPOSTFIELDS so binary bodies are copied whole.
+            (ccurl_setopt_off(raw, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)), "CURLOPT_POSTFIELDSIZE_LARGE"),
+            (copyBody(request.body), "CURLOPT_COPYPOSTFIELDS"),
+        ]
+        for (code, option) in results where code != CURLE_OK {
+            return CurlErrorText.setup(code, option: option)
+        }
+        return nil
+    }
+
+    /// What the finished transfer produced.
+    func response(result: CURLcode) -> WebhookResponse {
+        var responseCode = 0
+        _ = ccurl_getinfo_long(raw, CURLINFO_RESPONSE_CODE, &responseCode)
+        var error: String?
+        if result != CURLE_OK {
+            var osErrno = 0
+            _ = ccurl_getinfo_long(raw, CURLINFO_OS_ERRNO, &osErrno)
+            let detail = String(cString: errorBuffer)
+            error = CurlErrorText.transfer(result, detail: detail, osErrno: osErrno, timeout: timeout)
+        }
+        return WebhookResponse(
+            tag: tag,
+            startedAt: startedAt,
+            duration: .now - startInstant,
+            statusCode: responseCode > 0 ? responseCode : nil,
+            error: error,
+            retryAfter: responseCode > 0 ? retryAfter() : nil,
+            bodyExcerpt: excerpt
+        )
+    }
+
+    /// A response for a request that never reached libcurl.
+    func refused(because reason: String) -> WebhookResponse {
+        WebhookResponse(
+            tag: tag, startedAt: startedAt, duration: .now - startInstant,
+            statusCode: nil, error: reason, retryAfter: nil, bodyExcerpt: []
+        )
+    }
+
+    /// Drops what the last transfer held, before the handle goes back to the pool.
+    func clearTransfer() {
+        _ = ccurl_setopt_slist(raw, CURLOPT_HTTPHEADER, nil)
+        headerList = nil
+        excerpt = []
+    }
+
+    private func keepExcerpt(_ bytes: UnsafeRawBufferPointer) {
+        let room = excerptLimit - excerpt.count
+        guard room > 0 else { return }
+        excerpt.append(contentsOf: bytes.prefix(room))
+    }
+
+    private func retryAfter() -> String? {
+        var header: UnsafeMutablePointer<curl_header>?
+        guard curl_easy_header(raw, "Retry-After", 0, UInt32(CURLH_HEADER), -1, &header) == CURLHE_OK,
+            let value = header?.pointee.value
+        else { return nil }
+        return String(cString: value)
+    }
+
+    private func copyBody(_ body: [UInt8]) -> CURLcode {
+        if body.isEmpty { return ccurl_setopt_str(raw, CURLOPT_COPYPOSTFIELDS, "") }
+        return body.withUnsafeBytes { bytes in
+            ccurl_setopt_ptr(raw, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+        }
+    }
+
+    /// Header names must be RFC 9110 tokens and values must not break the line, so a
+    /// subscription's static headers cannot inject other headers.
+    private static func problem(with header: HTTPHeader) -> String? {
+        let tokenSymbols = Set("!#$%&'*+-.^_`|~".utf8)
+        let nameIsToken = !header.name.isEmpty && header.name.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A) || tokenSymbols.contains(byte)
+        }
+        guard nameIsToken else { return "header name \"\(header.name)\" is not a valid HTTP token" }
+        if header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
+            return "header \"\(header.name)\" has a line break or NUL in its value"
+        }
+        return nil
+    }
+
+    private func check(_ code: CURLcode, _ option: String) throws(HTTPDeliveryEngineError) {
+        if code != CURLE_OK { throw HTTPDeliveryEngineError(message: CurlErrorText.setup(code, option: option)) }
+    }
+}
+
+/// Owns a `curl_slist` of request header lines.
+final class CurlHeaderList {
+    let raw: UnsafeMutablePointer<curl_slist>?
+
+    /// Nil when libcurl could not allocate the list.
+    init?(lines: [String]) {
+        var list: UnsafeMutablePointer<curl_slist>?
+        for line in lines {
+            guard let extended = curl_slist_append(list, line) else {
+                curl_slist_free_all(list)
+                return nil
+            }
+            list = extended
+        }
+        raw = list
+    }
+
+    deinit {
+        curl_slist_free_all(raw)
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import OutboxSQL
+
+/// The relay's side of the conversation with PostgreSQL: claim, record, renew,
+/// rescue, release. The SQL is in `sql/0005_relay.sql`; each kind of work has
+/// its own connection and thread, so a slow write never delays a claim.
+public final class DeliveryStore: Sendable {
+    /// This process's name on the leases it holds.
+    public let owner: String
+    public let lease: Duration
+    private let claims: DatabaseClient
+    private let records: DatabaseClient
+    private let upkeep: DatabaseClient
+
+    public init(target: ConnectionTarget, owner: String, lease: Duration) {
+        self.owner = owner
+        self.lease = lease
+        claims = DatabaseClient(target: target, name: "claim")
+        records = DatabaseClient(target: target, name: "record")
+        upkeep = DatabaseClient(target: target, name: "upkeep")
+    }
+
+    private enum Statement {
+        static let claim = PreparedStatement(
+            name: "outbox_claim", sql: "SELECT * FROM outbox.claim_deliveries($1, $2, $3, $4::interval)")
+        static let record = PreparedStatement(
+            name: "outbox_record",
+            sql: "SELECT outbox.record_attempts($1, $2::bigint[], $3::text[], $4::timestamptz[], $5::integer[], $6::text[], $7::timestamptz[], $8::double precision[], $9::text[])")
+        static let endpointResults = PreparedStatement(
+            name: "outbox_endpoint_results",
+            sql: "SELECT outbox.record_endpoint_results($1::bigint[], $2::timestamptz[], $3::integer[], $4::timestamptz[])")
+    }
+
+    /// Claims up to `batchSize` due deliveries per subscription.
+    public func claim(batchSize: Int, defaultMaxInFlight: Int) async throws -> [ClaimedDelivery] {
+        let (owner, lease) = (owner, lease)
+        return try await claims.run { connection in
+            try connection.query(Statement.claim, [batchSize, defaultMaxInFlight, owner, lease])
+                .rows.map(ClaimedDelivery.init(row:))
+        }
+    }
+
+    /// Records judged attempts, the endpoints' latest results and 410 disables,
+    /// in one transaction.
+    public func record(_ verdicts: [AttemptVerdict]) async throws {
+        guard !verdicts.isEmpty else { return }
+        let owner = owner
+        let endpoints = EndpointResults(verdicts)
+        let gone = Array(Set(verdicts.filter(\.endpointGone).map(\.subscriptionID)))
+        try await records.transaction { connection in
+            try connection.query(Statement.record, [
+                owner,
+                verdicts.map(\.deliveryID),
+                verdicts.map(\.outcome.rawValue),
+                verdicts.map(\.nextAttemptAt),
+                verdicts.map(\.statusCode),
+                verdicts.map(\.error),
+                verdicts.map(\.startedAt),
+                verdicts.map(\.durationMilliseconds),
+                verdicts.map(\.responseExcerpt),
+            ])
+            try connection.query(Statement.endpointResults, [
+                endpoints.subscriptionIDs, endpoints.lastSuccessAt, endpoints.trailingFailures, endpoints.lastFailureAt,
+            ])
+            if !gone.isEmpty {
+                try connection.query(
+                    "SELECT outbox.disable_subscriptions($1::bigint[], $2)",
+                    [gone, "endpoint answered 410 Gone at \(Date().postgresText ?? "")"])
+            }
+        }
+    }
+
+    /// Extends the lease of everything this relay has in flight.
+    @discardableResult
+    public func renewLeases() async throws -> Int {
+        let (owner, lease) = (owner, lease)
+        return try await upkeep.run { connection in
+            try connection.query("SELECT outbox.renew_leases($1, $2::interval)", [owner, lease])[0].decode(Int.self, at: 0)
+        }
+    }
+
+    /// Returns deliveries whose lease expired (their relay died) to pending.
+    public func rescueExpiredLeases() async throws -> Int {
+        try await upkeep.run { connection in
+            try connection.query("SELECT outbox.rescue_expired_leases()")[0].decode(Int.self, at: 0)
+        }
+    }
+
+    /// Gives claimed deliveries back without charging an attempt.
+    @discardableResult
+    public func release(_ deliveryIDs: [Int64]) async throws -> Int {
+        guard !deliveryIDs.isEmpty else { return 0 }
+        let owner = owner
+        return try await records.run { connection in
+            try connection.query("SELECT outbox.release_deliveries($1, $2::bigint[])", [owner, deliveryIDs])[0]
+                .decode(Int.self, at: 0)
+        }
+    }
+
+    /// Closes the connections.
+    public func close() {
+        claims.close()
+        records.close()
+        upkeep.close()
+    }
+}
+
+/// Per subscription, what a batch of attempts says about its endpoint.
+struct EndpointResults {
+    var subscriptionIDs: [Int64] = []
+    var lastSuccessAt: [Date?] = []
+    var trailingFailures: [Int] = []
+    var lastFailureAt: [Date?] = []
+
+    init(_ verdicts: [AttemptVerdict]) {
+        let bySubscription = Dictionary(grouping: verdicts, by: \.subscriptionID)
+        for (subscriptionID, attempts) in bySubscription.sorted(by: { $0.key < $1.key }) {
+            let ordered = attempts.sorted { $0.startedAt < $1.startedAt }
+            let lastSuccess = ordered.last { $0.outcome == .succeeded }?.startedAt
+            let failures = ordered.filter { $0.outcome != .succeeded }
+            subscriptionIDs.append(subscriptionID)
+            lastSuccessAt.append(lastSuccess)
+            trailingFailures.append(failures.filter { lastSuccess == nil || $0.startedAt > lastSuccess! }.count)
+            lastFailureAt.append(failures.last?.startedAt)
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import OutboxSQL
+
+/// The relay's schema: the `sql/` files, embedded in the binary at build time
+/// (SwiftPM `embedInCode`), so `outbox-relay migrate` works outside the source tree.
+public enum OutboxSchema {
+    /// Every migration, in order. A new `sql/NNNN_name.sql` file needs its line
+    /// here; a test checks that this list and the folder agree.
+    public static let migrations: [Migration] = [
+        migration(1, "tables", PackageResources._001_tables_sql),
+        migration(2, "validation", PackageResources._002_validation_sql),
+        migration(3, "functions", PackageResources._003_functions_sql),
+        migration(4, "views", PackageResources._004_views_sql),
+        migration(5, "relay", PackageResources._005_relay_sql),
+    ]
+
+    /// The file name a migration came from, e.g. `0002_validation.sql`.
+    public static func fileName(of migration: Migration) -> String {
+        let number = String(migration.version)
+        return String(repeating: "0", count: max(0, 4 - number.count)) + number + "_" + migration.name + ".sql"
+    }
+
+    /// Applies migrations under advisory lock key "outbox-relay migrate".
+    public static let migrator = Migrator(migrations: migrations, schema: "outbox", lockKey: 0x6F75_7462_6F78_6D67)
+
+    private static func migration(_ version: Int, _ name: String, _ bytes: [UInt8]) -> Migration {
+        Migration(version: version, name: name, sql: String(decoding: bytes, as: UTF8.self))
+    }
+}

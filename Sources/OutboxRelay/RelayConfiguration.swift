@@ -1,0 +1,69 @@
+import Foundation
+import OutboxSQL
+
+/// Everything `outbox-relay run` needs, parsed and validated once at start.
+public struct RelayConfiguration: Sendable {
+    public var database: ConnectionTarget
+    public var retrySchedule: RetrySchedule = .standard
+    /// Per attempt, unless the subscription sets its own.
+    public var timeout: Duration = .seconds(10)
+    /// How often to look for due work without a notification.
+    public var pollInterval: Duration = .seconds(1)
+    /// How long a claim lasts without renewal; live relays renew at a third of it.
+    public var lease: Duration = .seconds(30)
+    /// Requests in flight per subscription over all replicas, unless the subscription sets its own.
+    public var maxInFlight: Int = 100
+    /// Deliveries claimed per subscription in one statement.
+    public var claimBatchSize: Int = 200
+    /// Deliveries this process holds at once (claimed, not yet recorded).
+    public var maxOutstanding: Int = 2_000
+    /// After SIGTERM: how long in-flight requests may finish before they are released.
+    public var shutdownGracePeriod: Duration = .seconds(15)
+    public var allowPrivateNetworks: Bool = false
+    public var caBundlePath: String?
+    public var responseExcerptBytes: Int = 1_024
+    public var userAgent: String = "outbox-relay/\(OutboxRelayVersion.current)"
+
+    public init(database: ConnectionTarget) {
+        self.database = database
+    }
+
+    /// Refuses settings that cannot work, with a message naming the setting.
+    public func validate() throws {
+        func require(_ condition: Bool, _ message: String) throws {
+            if !condition { throw ConfigurationError(message: message) }
+        }
+        try require(timeout > .zero, "OUTBOX_TIMEOUT must be positive")
+        try require(pollInterval > .zero, "OUTBOX_POLL_INTERVAL must be positive")
+        try require(lease >= .seconds(2), "OUTBOX_LEASE must be at least 2s")
+        try require(lease > timeout, "OUTBOX_LEASE (\(DurationText.format(lease))) must be longer than OUTBOX_TIMEOUT (\(DurationText.format(timeout)))")
+        try require(maxInFlight > 0, "OUTBOX_MAX_IN_FLIGHT must be positive")
+        try require(retrySchedule.intervals.allSatisfy { $0 > .zero }, "every OUTBOX_RETRY_SCHEDULE interval must be positive")
+        try require(shutdownGracePeriod >= .zero, "the shutdown grace period must not be negative")
+    }
+
+    /// One line for the start-up log; shows no password.
+    public var summary: String {
+        [
+            "database=\(database)",
+            "retry_schedule=\(retrySchedule.intervals.map(DurationText.format).joined(separator: ","))",
+            "timeout=\(DurationText.format(timeout))",
+            "poll_interval=\(DurationText.format(pollInterval))",
+            "lease=\(DurationText.format(lease))",
+            "max_in_flight=\(maxInFlight)",
+            "allow_private_networks=\(allowPrivateNetworks)",
+        ].joined(separator: " ")
+    }
+}
+
+/// A setting that cannot be used.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The version sent in `user-agent`.
+public enum OutboxRelayVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Logging
+import OutboxRelay
+import OutboxSQL
+import ServiceLifecycle
+
+/// `outbox-relay run`: delivers until SIGTERM or SIGINT, then drains and exits 0.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the relay: deliver committed events to their subscriptions."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Apply pending migrations before starting.")
+    var migrate = false
+
+    @Option(name: .customLong("retry-schedule"), help: "Waits between attempts, then dead, e.g. 5s,5m,30m (env OUTBOX_RETRY_SCHEDULE).")
+    var retrySchedule: String?
+
+    @Option(help: "Time limit of one attempt (env OUTBOX_TIMEOUT; default 10s).")
+    var timeout: String?
+
+    @Option(name: .customLong("poll-interval"), help: "Look for due work this often without a notification (env OUTBOX_POLL_INTERVAL; default 1s).")
+    var pollInterval: String?
+
+    @Option(help: "How long a claim lasts unless renewed (env OUTBOX_LEASE; default 30s).")
+    var lease: String?
+
+    @Option(name: .customLong("max-in-flight"), help: "Requests in flight per subscription, all replicas together (env OUTBOX_MAX_IN_FLIGHT; default 100).")
+    var maxInFlight: String?
+
+    @Option(name: .customLong("shutdown-grace"), help: "After SIGTERM, how long requests in flight may finish (env OUTBOX_SHUTDOWN_GRACE; default 15s).")
+    var shutdownGrace: String?
+
+    @Option(name: .customLong("allow-private-networks"), help: "true to allow loopback/private targets (env OUTBOX_ALLOW_PRIVATE_NETWORKS; default false).")
+    var allowPrivateNetworks: String?
+
+    func run() async throws {
+        let logger = try global.bootstrapLogging()
+        let configuration = try relayConfiguration()
+        logger.info("starting outbox-relay \(OutboxRelayVersion.current)", metadata: ["configuration": "\(configuration.summary)"])
+
+        let connection = try Connection(configuration.database)
+        if migrate {
+            let applied = try OutboxSchema.migrator.migrate(on: connection)
+            for migration in applied {
+                logger.info("applied migration", metadata: ["migration": "\(OutboxSchema.fileName(of: migration))"])
+            }
+        } else if case .pending(let versions) = try OutboxSchema.migrator.status(on: connection) {
+            throw ValidationError("the database schema is not current (pending migrations \(versions)): run `outbox-relay migrate` or start with --migrate")
+        }
+
+        let relay = Relay(configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: relay)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+
+    private func relayConfiguration() throws -> RelayConfiguration {
+        var configuration = RelayConfiguration(database: try global.databaseTarget())
+        if let intervals = try EnvironmentSetting.parse(retrySchedule, "OUTBOX_RETRY_SCHEDULE", option: "retry-schedule", DurationText.parseList) {
+            configuration.retrySchedule = RetrySchedule(intervals: intervals, jitter: configuration.retrySchedule.jitter)
+        }
+        let duration = { (flag: String?, variable: String, option: String) in
+            try EnvironmentSetting.parse(flag, variable, option: option, DurationText.parse)
+        }
+        if let value = try duration(timeout, "OUTBOX_TIMEOUT", "timeout") { configuration.timeout = value }
+        if let value = try duration(pollInterval, "OUTBOX_POLL_INTERVAL", "poll-interval") { configuration.pollInterval = value }
+        if let value = try duration(lease, "OUTBOX_LEASE", "lease") { configuration.lease = value }
+        if let value = try duration(shutdownGrace, "OUTBOX_SHUTDOWN_GRACE", "shutdown-grace") { configuration.shutdownGracePeriod = value }
+        if let value = try EnvironmentSetting.parse(maxInFlight, "OUTBOX_MAX_IN_FLIGHT", option: "max-in-flight", Self.positiveInteger) {
+            configuration.maxInFlight = value
+        }
+        if let value = try EnvironmentSetting.parse(allowPrivateNetworks, "OUTBOX_ALLOW_PRIVATE_NETWORKS", option: "allow-private-networks", Self.boolean) {
+            configuration.allowPrivateNetworks = value
+        }
+        do {
+            try configuration.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return configuration
+    }
+
+    private static func positiveInteger(_ text: String) throws -> Int {
+        guard let value = Int(text), value > 0 else {
+            throw ConfigurationError(message: "\"\(text)\" is not a positive whole number")
+        }
+        return value
+    }
+
+    private static func boolean(_ text: String) throws -> Bool {
+        switch text.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw ConfigurationError(message: "\"\(text)\" is not true or false")
+        }
+    }
+}

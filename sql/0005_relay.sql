@@ -1,0 +1,236 @@
+-- outbox-relay schema, part 5: the statements the relay runs on its hot path,
+-- as functions so a DBA can read them here and a benchmark can call them.
+
+-- Claim due deliveries: per enabled subscription, oldest due first, at most
+-- `batch_size` each and never more than the subscription's max in flight counted
+-- over all replicas. Claimed rows become 'delivering' under a lease owned by
+-- `owner`. Replicas never wait for each other: rows are taken FOR UPDATE SKIP
+-- LOCKED, and a subscription another replica is claiming right now is skipped
+-- (transaction-level advisory lock), which also keeps the in-flight count exact.
+-- For ordered subscriptions only the first unfinished delivery of each
+-- ordering key is due.
+CREATE OR REPLACE FUNCTION outbox.claim_deliveries(
+    batch_size            integer,
+    default_max_in_flight integer,
+    owner                 text,
+    lease                 interval
+) RETURNS TABLE (
+    delivery_id           bigint,
+    event_id              text,
+    subscription_id       bigint,
+    attempts              integer,
+    retry_step            integer,
+    event_type            text,
+    payload               text,
+    event_headers         text,
+    event_created_at      timestamptz,
+    event_timestamp       text,
+    url                   text,
+    subscription_headers  text,
+    secret                text,
+    previous_secret       text,
+    timeout_seconds       double precision,
+    retry_schedule_seconds double precision[]
+)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    claimable bigint[];
+BEGIN
+    -- First statement: take the per-subscription claim locks.
+    SELECT array_agg(s.id) INTO claimable
+    FROM outbox.subscriptions AS s
+    WHERE s.enabled
+      AND pg_try_advisory_xact_lock(1868722808, (s.id & 2147483647)::integer);
+    IF claimable IS NULL THEN
+        RETURN;
+    END IF;
+    -- Second statement, with a snapshot taken after the locks: claim.
+    RETURN QUERY
+    WITH room AS (
+        SELECT s.id,
+               least(batch_size,
+                     coalesce(s.max_in_flight, default_max_in_flight)
+                     - (SELECT count(*)
+                        FROM outbox.deliveries AS f
+                        WHERE f.subscription_id = s.id
+                          AND f.status = 'delivering'))::integer AS free
+        FROM outbox.subscriptions AS s
+        WHERE s.id = ANY (claimable)
+          AND s.enabled
+    ),
+    due AS (
+        SELECT picked.id
+        FROM room
+        CROSS JOIN LATERAL (
+            SELECT d.id
+            FROM outbox.deliveries AS d
+            WHERE d.subscription_id = room.id
+              AND d.status = 'pending'
+              AND d.next_attempt_at <= now()
+              AND (d.ordering_key IS NULL OR NOT EXISTS (
+                    SELECT 1
+                    FROM outbox.deliveries AS earlier
+                    WHERE earlier.subscription_id = d.subscription_id
+                      AND earlier.ordering_key = d.ordering_key
+                      AND earlier.event_seq < d.event_seq
+                      AND earlier.status IN ('pending', 'delivering')))
+            ORDER BY d.next_attempt_at, d.id
+            LIMIT greatest(room.free, 0)
+            FOR UPDATE OF d SKIP LOCKED
+        ) AS picked
+    )
+    UPDATE outbox.deliveries AS d
+    SET status = 'delivering',
+        lease_owner = owner,
+        lease_expires_at = now() + lease
+    FROM due, outbox.events AS e, outbox.subscriptions AS s
+    WHERE d.id = due.id
+      AND e.id = d.event_seq
+      AND s.id = d.subscription_id
+    RETURNING d.id, d.event_id, d.subscription_id, d.attempts, d.retry_step,
+              e.event_type, e.payload::text, e.headers::text, e.created_at,
+              to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+              s.url, s.headers::text, s.secret,
+              CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END,
+              extract(epoch FROM s.timeout)::double precision,
+              (SELECT array_agg(extract(epoch FROM step)::double precision ORDER BY ordinality)
+               FROM unnest(s.retry_schedule) WITH ORDINALITY AS step);
+END
+$$;
+
+-- Record a batch of attempts: one outbox.attempts row each, and the delivery's
+-- new state. `outcomes` are 'succeeded', 'retry' (pending again at
+-- next_attempt_at) or 'dead'. A delivery whose lease this owner no longer holds
+-- (it expired and was rescued) keeps its newer state; the attempt is still recorded.
+CREATE OR REPLACE FUNCTION outbox.record_attempts(
+    owner            text,
+    delivery_ids     bigint[],
+    outcomes         text[],
+    next_attempt_ats timestamptz[],
+    status_codes     integer[],
+    errors           text[],
+    started_ats      timestamptz[],
+    durations_ms     double precision[],
+    excerpts         text[]
+) RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    WITH outcome AS (
+        SELECT *
+        FROM unnest(delivery_ids, outcomes, next_attempt_ats, status_codes, errors, started_ats, durations_ms, excerpts)
+            AS o(delivery_id, outcome, next_attempt_at, status_code, error, started_at, duration_ms, excerpt)
+    ),
+    updated AS (
+        UPDATE outbox.deliveries AS d
+        SET status = CASE o.outcome WHEN 'retry' THEN 'pending' ELSE o.outcome END,
+            attempts = d.attempts + 1,
+            retry_step = CASE WHEN o.outcome = 'retry' THEN d.retry_step + 1 ELSE d.retry_step END,
+            next_attempt_at = coalesce(o.next_attempt_at, d.next_attempt_at),
+            last_status_code = o.status_code,
+            last_error = o.error,
+            completed_at = CASE WHEN o.outcome IN ('succeeded', 'dead') THEN now() END,
+            lease_owner = NULL,
+            lease_expires_at = NULL
+        FROM outcome AS o
+        WHERE d.id = o.delivery_id
+          AND d.status = 'delivering'
+          AND d.lease_owner = record_attempts.owner
+        RETURNING d.id, d.attempts
+    ),
+    recorded AS (
+        INSERT INTO outbox.attempts (delivery_id, event_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
+        SELECT o.delivery_id, d.event_id, coalesce(u.attempts, d.attempts + 1),
+               o.started_at, o.duration_ms, o.status_code, o.error, o.excerpt
+        FROM outcome AS o
+        JOIN outbox.deliveries AS d ON d.id = o.delivery_id
+        LEFT JOIN updated AS u ON u.id = o.delivery_id
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM updated
+$$;
+
+-- Keep what a subscription's endpoint did lately (subscription_health). Written
+-- only when something changes, or at most once a second on steady success, so
+-- replicas do not queue behind one hot row.
+CREATE OR REPLACE FUNCTION outbox.record_endpoint_results(
+    subscription_ids  bigint[],
+    last_success_ats  timestamptz[],
+    trailing_failures integer[],
+    last_failure_ats  timestamptz[]
+) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    UPDATE outbox.subscription_state AS st
+    SET consecutive_failures = CASE WHEN r.last_success_at IS NOT NULL THEN r.trailing_failures
+                                    ELSE st.consecutive_failures + r.trailing_failures END,
+        last_success_at = coalesce(greatest(st.last_success_at, r.last_success_at), st.last_success_at, r.last_success_at),
+        last_failure_at = coalesce(greatest(st.last_failure_at, r.last_failure_at), st.last_failure_at, r.last_failure_at),
+        failing_since = CASE WHEN r.trailing_failures = 0 THEN NULL
+                             WHEN r.last_success_at IS NOT NULL OR st.failing_since IS NULL THEN r.last_failure_at
+                             ELSE st.failing_since END
+    FROM unnest(subscription_ids, last_success_ats, trailing_failures, last_failure_ats)
+        AS r(subscription_id, last_success_at, trailing_failures, last_failure_at)
+    WHERE st.subscription_id = r.subscription_id
+      AND (r.trailing_failures > 0
+           OR st.consecutive_failures <> 0
+           OR st.last_success_at IS NULL
+           OR st.last_success_at < r.last_success_at - interval '1 second')
+$$;
+
+-- A live relay extends the leases of everything it has in flight.
+CREATE OR REPLACE FUNCTION outbox.renew_leases(owner text, lease interval) RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    WITH renewed AS (
+        UPDATE outbox.deliveries AS d
+        SET lease_expires_at = now() + lease
+        WHERE d.status = 'delivering'
+          AND d.lease_owner = renew_leases.owner
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM renewed
+$$;
+
+-- Return work whose lease expired (its relay died) to pending, due now, not
+-- charged an attempt.
+CREATE OR REPLACE FUNCTION outbox.rescue_expired_leases() RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    WITH rescued AS (
+        UPDATE outbox.deliveries AS d
+        SET status = 'pending',
+            next_attempt_at = now(),
+            lease_owner = NULL,
+            lease_expires_at = NULL
+        WHERE d.status = 'delivering'
+          AND d.lease_expires_at < now()
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM rescued
+$$;
+
+-- Give back claimed work without charging an attempt (shutdown).
+CREATE OR REPLACE FUNCTION outbox.release_deliveries(owner text, delivery_ids bigint[]) RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    WITH released AS (
+        UPDATE outbox.deliveries AS d
+        SET status = 'pending',
+            lease_owner = NULL,
+            lease_expires_at = NULL
+        WHERE d.id = ANY (delivery_ids)
+          AND d.status = 'delivering'
+          AND d.lease_owner = release_deliveries.owner
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM released
+$$;
+
+-- 410 Gone: the endpoint asked us to stop. Its pending deliveries wait.
+CREATE OR REPLACE FUNCTION outbox.disable_subscriptions(subscription_ids bigint[], reason text) RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    WITH disabled AS (
+        UPDATE outbox.subscriptions AS s
+        SET enabled = false,
+            disabled_reason = reason
+        WHERE s.id = ANY (subscription_ids)
+          AND s.enabled
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM disabled
+$$;
