@@ -44,7 +44,16 @@ let package = Package(
             ]
         ),
         // Shared by the test targets: a throwaway database per test, real HTTP receivers, the relay binary.
-        .target(name: "TestSupport", dependencies: ["OutboxSQL", "OutboxRelay"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "OutboxSQL",
+                "OutboxRelay",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(name: "OutboxSQLTests", dependencies: ["OutboxSQL", "TestSupport"]),
         .testTarget(name: "OutboxRelayTests", dependencies: ["OutboxRelay", "OutboxSQL", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["OutboxRelay", "OutboxSQL", "TestSupport"]),

@@ -247,7 +247,7 @@ public final class Relay: Service, Sendable {
     /// Lets requests in flight finish for the grace period, then aborts and releases the rest.
     private func drain(_ engine: HTTPDeliveryEngine) async {
         let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
-        while engine.inFlight > 0 && ContinuousClock.now < deadline {
+        while engine.inFlight > 0 && ContinuousClock.now < deadline && !Task.isCancelled {
             await drainWake.wait(upTo: .milliseconds(100))
         }
         let aborted = await withCheckedContinuation { continuation in

@@ -60,6 +60,9 @@ public final class Connection {
             throw PostgresError(code: .connectionFailed,
                                 message: "cannot connect to PostgreSQL at \(target): \(PostgresError.redact(reason))")
         }
+        // Server notices ("schema already exists, skipping") are not errors; libpq
+        // would print them on stderr.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
         handle = connection
         preparedNames = []
         try execute("SET DateStyle = ISO; SET TimeZone = 'UTC'; SET IntervalStyle = postgres")

@@ -18,6 +18,7 @@ subscriptions:
     /retry-after/<secs>/<anything>      429 + Retry-After: <secs> for the first request per webhook-id, then 204
     /sleep/<ms>/<anything>              sleeps <ms>, then 204
     /switch/<name>                      the status set for switch <name> (default 204)
+    /switch-by/<header>/<anything>      the status of the switch named by that request header's value
     POST /_control/switch/<name>?status=<code>   sets a switch (not logged)
     /big/<bytes>                        200 with a body of <bytes> bytes
     GET /_health                        200 (not logged)
@@ -183,7 +184,7 @@ class WebhookHandler(BaseHTTPRequestHandler):
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
 
-        response = self._decide(path, headers.get("webhook-id", ""))
+        response = self._decide(path, headers)
         try:
             body_text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -214,7 +215,8 @@ class WebhookHandler(BaseHTTPRequestHandler):
 
     # --- behaviour by path ----------------------------------------------------
 
-    def _decide(self, path: str, webhook_id: str) -> Response:
+    def _decide(self, path: str, headers: dict[str, str]) -> Response:
+        webhook_id = headers.get("webhook-id", "")
         parts = path.strip("/").split("/")
         head = parts[0]
         if head == "ok":
@@ -251,6 +253,8 @@ class WebhookHandler(BaseHTTPRequestHandler):
             return Response(204, sleep_s=ms / 1000.0)
         if head == "switch" and len(parts) >= 2 and parts[1]:
             return Response(self.state.switch_status(parts[1]))
+        if head == "switch-by" and len(parts) >= 2 and parts[1]:
+            return Response(self.state.switch_status(headers.get(parts[1].lower(), "")))
         if head == "big":
             size = _int_segment(parts, 1)
             if size is None or size < 0:
