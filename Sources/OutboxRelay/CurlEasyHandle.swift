@@ -14,7 +14,10 @@ final class CurlEasyHandle {
     let raw: UnsafeMutableRawPointer
     private let errorBuffer: UnsafeMutablePointer<CChar>
     private let excerptLimit: Int
+    private let addressPolicy: NetworkAddressPolicy
     private var headerList: CurlHeaderList?
+    /// Set by the open-socket callback when the SSRF guard refused the address.
+    private var refusedConnection: String?
 
     private(set) var tag: Int64 = 0
     private var timeout: Duration = .zero
@@ -33,6 +36,7 @@ final class CurlEasyHandle {
         self.raw = raw
         self.errorBuffer = errorBuffer
         self.excerptLimit = max(0, configuration.responseExcerptBytes)
+        self.addressPolicy = NetworkAddressPolicy(allowPrivateNetworks: configuration.allowPrivateNetworks)
 
         // From here on a throw still runs deinit, which frees the handle and buffer.
         try check(ccurl_setopt_long(raw, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
@@ -57,8 +61,18 @@ final class CurlEasyHandle {
             },
             "CURLOPT_WRITEFUNCTION"
         )
+        // The SSRF guard sees the address libcurl is about to connect to, after DNS.
+        try check(
+            ccurl_setopt_opensocket_callback(raw) { userdata, _, address in
+                guard let userdata, let address else { return CURL_SOCKET_BAD }
+                return Unmanaged<CurlEasyHandle>.fromOpaque(userdata).takeUnretainedValue().openSocket(address)
+            },
+            "CURLOPT_OPENSOCKETFUNCTION"
+        )
         // Unretained: the handle owns `raw`, so it outlives every callback libcurl makes on it.
-        try check(ccurl_setopt_ptr(raw, CURLOPT_WRITEDATA, Unmanaged.passUnretained(self).toOpaque()), "CURLOPT_WRITEDATA")
+        let unretainedSelf = Unmanaged.passUnretained(self).toOpaque()
+        try check(ccurl_setopt_ptr(raw, CURLOPT_WRITEDATA, unretainedSelf), "CURLOPT_WRITEDATA")
+        try check(ccurl_setopt_ptr(raw, CURLOPT_OPENSOCKETDATA, unretainedSelf), "CURLOPT_OPENSOCKETDATA")
     }
 
     deinit {
@@ -73,6 +87,7 @@ final class CurlEasyHandle {
         startedAt = Date()
         startInstant = .now
         excerpt = []
+        refusedConnection = nil
         errorBuffer[0] = 0
 
         if request.url.utf8.contains(0) { return "URL contains a NUL byte" }
@@ -113,7 +128,7 @@ final class CurlEasyHandle {
             var osErrno = 0
             _ = ccurl_getinfo_long(raw, CURLINFO_OS_ERRNO, &osErrno)
             let detail = String(cString: errorBuffer)
-            error = CurlErrorText.transfer(result, detail: detail, osErrno: osErrno, timeout: timeout)
+            error = refusedConnection ?? CurlErrorText.transfer(result, detail: detail, osErrno: osErrno, timeout: timeout)
         }
         return WebhookResponse(
             tag: tag,
@@ -139,6 +154,22 @@ final class CurlEasyHandle {
         _ = ccurl_setopt_slist(raw, CURLOPT_HTTPHEADER, nil)
         headerList = nil
         excerpt = []
+    }
+
+    /// Opens the socket for `address` unless the SSRF guard refuses it.
+    private func openSocket(_ address: UnsafeMutablePointer<curl_sockaddr>) -> curl_socket_t {
+        let family = address.pointee.family
+        let socketAddress = UnsafeRawPointer(address) + MemoryLayout<curl_sockaddr>.offset(of: \curl_sockaddr.addr)!
+        if let parsed = NetworkAddress(sockaddr: socketAddress, family: family) {
+            if let reason = addressPolicy.refusal(for: parsed) {
+                refusedConnection = reason
+                return CURL_SOCKET_BAD
+            }
+        } else if !addressPolicy.allowPrivateNetworks {
+            refusedConnection = "refused to connect to an address of family \(family): only IPv4 and IPv6 are allowed"
+            return CURL_SOCKET_BAD
+        }
+        return socket(family, address.pointee.socktype, address.pointee.protocol)
     }
 
     private func keepExcerpt(_ bytes: UnsafeRawBufferPointer) {

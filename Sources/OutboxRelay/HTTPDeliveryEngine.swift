@@ -83,12 +83,18 @@ public final class HTTPDeliveryEngine: Sendable {
         public var caBundlePath: String? = nil
         /// Connections per host at most; 0 leaves libcurl's default (no limit).
         public var maxConnectionsPerHost: Int = 0
+        /// Off: loopback, private, link-local, CGNAT, unique-local and metadata addresses are refused.
+        public var allowPrivateNetworks: Bool = false
 
-        public init(userAgent: String, responseExcerptBytes: Int = 1024, caBundlePath: String? = nil, maxConnectionsPerHost: Int = 0) {
+        public init(
+            userAgent: String, responseExcerptBytes: Int = 1024, caBundlePath: String? = nil,
+            maxConnectionsPerHost: Int = 0, allowPrivateNetworks: Bool = false
+        ) {
             self.userAgent = userAgent
             self.responseExcerptBytes = responseExcerptBytes
             self.caBundlePath = caBundlePath
             self.maxConnectionsPerHost = maxConnectionsPerHost
+            self.allowPrivateNetworks = allowPrivateNetworks
         }
     }
 

@@ -55,7 +55,8 @@ public final class Relay: Service, Sendable {
             configuration: .init(
                 userAgent: configuration.userAgent,
                 responseExcerptBytes: configuration.responseExcerptBytes,
-                caBundlePath: configuration.caBundlePath),
+                caBundlePath: configuration.caBundlePath,
+                allowPrivateNetworks: configuration.allowPrivateNetworks),
             onResponses: { [self] responses in judge(responses) })
         try engine.start()
         logger.info("relay started", metadata: ["owner": "\(store.owner)"])

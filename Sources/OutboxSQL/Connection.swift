@@ -57,8 +57,13 @@ public final class Connection {
         guard let connection, PQstatus(connection) == CONNECTION_OK else {
             let reason = connection.map { String(cString: PQerrorMessage($0)) } ?? "out of memory"
             PQfinish(connection)
+            var redacted = PostgresError.redact(reason)
+            // libpq quotes some option values back (`invalid sslmode value: "…"`): never the password.
+            if let password = target.password, !password.isEmpty {
+                redacted = redacted.replacingOccurrences(of: password, with: "[redacted]")
+            }
             throw PostgresError(code: .connectionFailed,
-                                message: "cannot connect to PostgreSQL at \(target): \(PostgresError.redact(reason))")
+                                message: "cannot connect to PostgreSQL at \(target): \(redacted)")
         }
         // Server notices ("schema already exists, skipping") are not errors; libpq
         // would print them on stderr.
@@ -75,13 +80,17 @@ public final class Connection {
         try open()
     }
 
-    /// True while the server side is still there. Cheap: one `poll` with no wait;
+    /// True while the server side is still there. Cheap: `poll` with no wait;
     /// an idle connection has nothing to read unless the server hung up or notified.
     public var isAlive: Bool {
         guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
         var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-        if poll(&descriptor, 1, 0) > 0 {
+        // A terminated session sends its FATAL message and then closes; libpq reads
+        // one at a time, so keep reading (boundedly) until it sees the end of file.
+        var reads = 0
+        while reads < 8, poll(&descriptor, 1, 0) > 0 {
             if PQconsumeInput(handle) == 0 { return false }
+            reads += 1
         }
         return PQstatus(handle) == CONNECTION_OK
     }

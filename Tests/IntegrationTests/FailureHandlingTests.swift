@@ -146,3 +146,26 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: ()
         try await Task.sleep(for: .milliseconds(50))
     }
 }
+
+/// SPEC §6: without OUTBOX_ALLOW_PRIVATE_NETWORKS a webhook to an internal address is refused
+/// after DNS resolution, recorded as a failed attempt, and never reaches the receiver.
+@Suite(.timeLimit(.minutes(1)))
+struct PrivateNetworkGuardTests {
+    @Test func loopbackTargetsAreRefusedByDefault() async throws {
+        let database = try TestDatabase()
+        let receiver = try TestReceiver()
+        let sql = try database.connect()
+        try subscribe(sql, "by-name", "http://localhost:\(receiver.port)/ok/by-name", ["order.*"])
+        try subscribe(sql, "by-address", receiver.url("/ok/by-address"), ["order.*"])
+        _ = try publishOne(sql)
+        try await InProcessRelay.running(database: database, configure: { $0.allowPrivateNetworks = false }) {
+            try await waitUntil("both deliveries have a failed attempt") {
+                try database.scalar("SELECT count(DISTINCT delivery_id) FROM outbox.attempts", as: Int.self) == 2
+            }
+        }
+        let errors = try sql.query("SELECT error FROM outbox.attempts").rows.map { try $0.decode(String?.self, at: 0) ?? "" }
+        #expect(errors.count == 2)
+        #expect(errors.allSatisfy { $0.contains("refused to connect to") && $0.contains("loopback") }, "\(errors)")
+        #expect(try receiver.requests().isEmpty)
+    }
+}

@@ -204,12 +204,14 @@ private struct EngineHarness {
     private let stream: AsyncStream<WebhookResponse>
     private let continuation: AsyncStream<WebhookResponse>.Continuation
 
-    init(responseExcerptBytes: Int = 1024) throws {
+    init(responseExcerptBytes: Int = 1024, allowPrivateNetworks: Bool = true) throws {
         let (stream, continuation) = AsyncStream.makeStream(of: WebhookResponse.self)
         self.stream = stream
         self.continuation = continuation
         engine = try HTTPDeliveryEngine(
-            configuration: .init(userAgent: HTTPDeliveryEngineTests.userAgent, responseExcerptBytes: responseExcerptBytes)
+            configuration: .init(
+                userAgent: HTTPDeliveryEngineTests.userAgent, responseExcerptBytes: responseExcerptBytes,
+                allowPrivateNetworks: allowPrivateNetworks)
         ) { batch in
             for response in batch { continuation.yield(response) }
         }

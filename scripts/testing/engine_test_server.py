@@ -14,6 +14,7 @@ Binds 127.0.0.1 on a free port, prints the port on stdout, then serves until kil
 
 import http.server
 import json
+import signal
 import sys
 import threading
 import time
@@ -78,6 +79,9 @@ def main():
 
 
 if __name__ == "__main__":
+    # A parent that spawns us from a thread with signals blocked (Foundation's
+    # Process inside a test runner does) would make us deaf to SIGTERM.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     try:
         main()
     except KeyboardInterrupt:
