@@ -189,6 +189,26 @@ struct HTTPDeliveryEngineTests {
         #expect(await harness.reportedAfterShutdown().isEmpty)
     }
 
+    @Test func tlsIsVerified() async throws {
+        let certificate = try SelfSignedCertificate()
+        let server = try EngineTestServer(tls: (certificate.certificatePath, certificate.keyPath))
+        defer { server.stop() }
+
+        let untrusting = try EngineHarness()
+        defer { _ = untrusting.engine.shutdown() }
+        untrusting.engine.submit([server.request(tag: 1, path: "/bytes/2")])
+        let refused = try #require(try await untrusting.responses(count: 1)[1])
+        #expect(refused.statusCode == nil)
+        #expect(refused.error?.hasPrefix("TLS: ") == true, "\(refused.error ?? "no error")")
+
+        let trusting = try EngineHarness(caBundlePath: certificate.certificatePath)
+        defer { _ = trusting.engine.shutdown() }
+        trusting.engine.submit([server.request(tag: 2, path: "/bytes/2")])
+        let accepted = try #require(try await trusting.responses(count: 1)[2])
+        #expect(accepted.statusCode == 200)
+        #expect(accepted.error == nil)
+    }
+
     @Test func shutdownBeforeStartReturnsTheQueuedTags() throws {
         let engine = try HTTPDeliveryEngine(configuration: .init(userAgent: Self.userAgent)) { _ in }
         engine.submit([WebhookRequest(tag: 5, url: "http://127.0.0.1:1/", headers: [], body: [], timeout: .seconds(1))])
@@ -204,14 +224,14 @@ private struct EngineHarness {
     private let stream: AsyncStream<WebhookResponse>
     private let continuation: AsyncStream<WebhookResponse>.Continuation
 
-    init(responseExcerptBytes: Int = 1024, allowPrivateNetworks: Bool = true) throws {
+    init(responseExcerptBytes: Int = 1024, allowPrivateNetworks: Bool = true, caBundlePath: String? = nil) throws {
         let (stream, continuation) = AsyncStream.makeStream(of: WebhookResponse.self)
         self.stream = stream
         self.continuation = continuation
         engine = try HTTPDeliveryEngine(
             configuration: .init(
                 userAgent: HTTPDeliveryEngineTests.userAgent, responseExcerptBytes: responseExcerptBytes,
-                allowPrivateNetworks: allowPrivateNetworks)
+                caBundlePath: caBundlePath, allowPrivateNetworks: allowPrivateNetworks)
         ) { batch in
             for response in batch { continuation.yield(response) }
         }
@@ -252,13 +272,17 @@ private final class EngineTestServer {
     private let process = Process()
     let port: Int
 
-    init() throws {
+    private let scheme: String
+
+    /// `tls` serves HTTPS with that certificate and key (PEM files).
+    init(tls: (certificate: String, key: String)? = nil) throws {
+        scheme = tls == nil ? "http" : "https"
         let script = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/testing/engine_test_server.py")
         let output = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path]
+        process.arguments = ["python3", script.path] + (tls.map { ["--tls", $0.certificate, $0.key] } ?? [])
         process.standardOutput = output
         try process.run()
 
@@ -278,7 +302,7 @@ private final class EngineTestServer {
 
     func request(tag: Int64, path: String, body: String = "{}", timeout: Duration = .seconds(10)) -> WebhookRequest {
         WebhookRequest(
-            tag: tag, url: "http://127.0.0.1:\(port)\(path)",
+            tag: tag, url: "\(scheme)://127.0.0.1:\(port)\(path)",
             headers: [HTTPHeader(name: "content-type", value: "application/json")],
             body: Array(body.utf8), timeout: timeout
         )
@@ -312,4 +336,31 @@ private func closedLoopbackPort() throws -> Int {
     }
     guard bound else { throw TestServerError(message: "bind() to 127.0.0.1:0 failed: errno \(errno)") }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A certificate for 127.0.0.1 made with the openssl command, in a temporary directory.
+private final class SelfSignedCertificate {
+    let directory: URL
+    var certificatePath: String { directory.appendingPathComponent("cert.pem").path }
+    var keyPath: String { directory.appendingPathComponent("key.pem").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        openssl.arguments = [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "\(directory.path)/key.pem", "-out", "\(directory.path)/cert.pem",
+        ]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        guard openssl.terminationStatus == 0 else {
+            throw TestServerError(message: "openssl could not make a test certificate (exit \(openssl.terminationStatus))")
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
 }

@@ -2,6 +2,7 @@
 """A small HTTP/1.1 receiver for HTTPDeliveryEngine's tests.
 
 Binds 127.0.0.1 on a free port, prints the port on stdout, then serves until killed.
+With --tls CERT KEY it serves HTTPS with that certificate.
 
   POST /echo            200, body: JSON {"headers": {lower-case name: value}, "body": request body text}
   POST /bytes/<n>       200, body: n bytes of "x"
@@ -15,6 +16,7 @@ Binds 127.0.0.1 on a free port, prints the port on stdout, then serves until kil
 import http.server
 import json
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -74,6 +76,10 @@ class Server(http.server.ThreadingHTTPServer):
 
 def main():
     server = Server(("127.0.0.1", 0), Handler)
+    if len(sys.argv) == 4 and sys.argv[1] == "--tls":
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
