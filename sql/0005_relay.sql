@@ -30,7 +30,8 @@ CREATE OR REPLACE FUNCTION outbox.claim_deliveries(
     secret                text,
     previous_secret       text,
     timeout_seconds       double precision,
-    retry_schedule_seconds double precision[]
+    retry_schedule_seconds double precision[],
+    subscription_name     text
 )
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -94,7 +95,8 @@ BEGIN
               CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END,
               extract(epoch FROM s.timeout)::double precision,
               (SELECT array_agg(extract(epoch FROM step)::double precision ORDER BY ordinality)
-               FROM unnest(s.retry_schedule) WITH ORDINALITY AS step);
+               FROM unnest(s.retry_schedule) WITH ORDINALITY AS step),
+              s.name;
 END
 $$;
 

@@ -13,6 +13,9 @@ public enum DeliveryOutcome: String, Sendable {
 public struct AttemptVerdict: Sendable {
     public var deliveryID: Int64
     public var subscriptionID: Int64
+    public var subscriptionName: String
+    /// When the event was written: the start of commit-to-delivery latency.
+    public var eventCreatedAt: Date
     public var outcome: DeliveryOutcome
     public var nextAttemptAt: Date?
     public var statusCode: Int?
@@ -31,6 +34,8 @@ public struct AttemptVerdict: Sendable {
     ) {
         deliveryID = delivery.deliveryID
         subscriptionID = delivery.subscriptionID
+        subscriptionName = delivery.subscriptionName
+        eventCreatedAt = delivery.eventCreatedAt
         statusCode = response.statusCode
         startedAt = response.startedAt
         durationMilliseconds = response.duration.milliseconds

@@ -6,6 +6,8 @@ public struct ClaimedDelivery: Sendable {
     public var deliveryID: Int64
     public var eventID: String
     public var subscriptionID: Int64
+    /// For logs and metric labels.
+    public var subscriptionName: String
     /// Attempts made before this one.
     public var attempts: Int
     /// Failed attempts since the schedule (re)started.
@@ -42,5 +44,6 @@ public struct ClaimedDelivery: Sendable {
         secrets = [try row.decode(String.self, at: 12)] + [try row.decode(String?.self, at: 13)].compactMap { $0 }
         timeout = try row.decode(Double?.self, at: 14).map { .microseconds(Int64($0 * 1_000_000)) }
         retrySchedule = try row.decode([Double]?.self, at: 15).map { $0.map { .microseconds(Int64($0 * 1_000_000)) } }
+        subscriptionName = try row.decode(at: 16)
     }
 }

@@ -26,6 +26,23 @@ public final class DeliveryStore: Sendable {
         static let record = PreparedStatement(
             name: "outbox_record",
             sql: "SELECT outbox.record_attempts($1, $2::bigint[], $3::text[], $4::timestamptz[], $5::integer[], $6::text[], $7::timestamptz[], $8::double precision[], $9::text[])")
+        static let backlog = PreparedStatement(
+            name: "outbox_backlog",
+            sql: """
+                SELECT s.name,
+                       s.enabled,
+                       coalesce(p.pending, 0),
+                       coalesce(extract(epoch FROM now() - p.oldest), 0)::double precision,
+                       coalesce(st.circuit_state, 'closed')
+                FROM outbox.subscriptions AS s
+                LEFT JOIN outbox.subscription_state AS st ON st.subscription_id = s.id
+                LEFT JOIN LATERAL (
+                    SELECT count(*) AS pending, min(d.created_at) AS oldest
+                    FROM outbox.deliveries AS d
+                    WHERE d.subscription_id = s.id
+                      AND d.status = 'pending'
+                ) AS p ON true
+                """)
         static let endpointResults = PreparedStatement(
             name: "outbox_endpoint_results",
             sql: "SELECT outbox.record_endpoint_results($1::bigint[], $2::timestamptz[], $3::integer[], $4::timestamptz[])")
@@ -94,6 +111,18 @@ public final class DeliveryStore: Sendable {
         return try await records.run { connection in
             try connection.query("SELECT outbox.release_deliveries($1, $2::bigint[])", [owner, deliveryIDs])[0]
                 .decode(Int.self, at: 0)
+        }
+    }
+
+    /// Pending work and endpoint state per subscription, for the backlog metrics.
+    /// Counts through the partial index on pending rows only.
+    public func backlog() async throws -> [SubscriptionBacklog] {
+        try await upkeep.run { connection in
+            try connection.query(Statement.backlog).rows.map { row in
+                SubscriptionBacklog(
+                    name: try row.decode(at: 0), enabled: try row.decode(at: 1), pending: try row.decode(at: 2),
+                    oldestPendingAgeSeconds: try row.decode(at: 3), circuitState: try row.decode(at: 4))
+            }
         }
     }
 

@@ -27,6 +27,7 @@ public final class Relay: Service, Sendable {
     private let recordWake = WakeSignal()
     private let drainWake = WakeSignal()
     private let state = Mutex(PipelineState())
+    private let listening = Mutex(false)
 
     /// What the loops and the engine thread share.
     private struct PipelineState {
@@ -50,6 +51,9 @@ public final class Relay: Service, Sendable {
     /// Deliveries this process holds (claimed, not yet recorded).
     public var outstanding: Int { state.withLock { $0.claimed.count } }
 
+    /// True while the LISTEN connection is up (for `/readyz`).
+    public var isListening: Bool { listening.withLock { $0 } }
+
     public func run() async throws {
         let engine = try HTTPDeliveryEngine(
             configuration: .init(
@@ -66,6 +70,7 @@ public final class Relay: Service, Sendable {
             await withTaskGroup(of: Void.self) { background in
                 background.addTask { await self.listen() }
                 background.addTask { await self.upkeep() }
+                background.addTask { await self.observeBacklog() }
                 await withTaskGroup(of: Void.self) { pipeline in
                     pipeline.addTask { await self.recordLoop() }
                     await self.claimLoop(engine)
@@ -103,12 +108,14 @@ public final class Relay: Service, Sendable {
             for await event in listener.events {
                 switch event {
                 case .connected:
-                    if lost { logger.info("notification listener reconnected") }
+                    if lost { logger.notice("notification listener reconnected") }
                     lost = false
+                    listening.withLock { $0 = true }
                     claimWake.signal()
                 case .notification:
                     claimWake.signal()
                 case .disconnected(let reason):
+                    listening.withLock { $0 = false }
                     if !lost { logger.warning("notification listener lost its connection; polling meanwhile", metadata: ["error": "\(reason)"]) }
                     lost = true
                 }
@@ -153,9 +160,11 @@ public final class Relay: Service, Sendable {
         var requests: [WebhookRequest] = []
         requests.reserveCapacity(claimed.count)
         var unsendable: [WebhookResponse] = []
-        state.withLock { state in
+        let held = state.withLock { state in
             for delivery in claimed { state.claimed[delivery.deliveryID] = delivery }
+            return state.claimed.count
         }
+        RelayMetrics.setInFlight(held)
         for delivery in claimed {
             do {
                 requests.append(try builder.request(for: delivery, now: now))
@@ -207,9 +216,12 @@ public final class Relay: Service, Sendable {
                 try await store.record(batch)
                 health.succeeded()
                 logOutcomes(batch)
-                state.withLock { state in
+                RelayMetrics.recordOutcomes(batch)
+                let held = state.withLock { state in
                     for verdict in batch { state.claimed[verdict.deliveryID] = nil }
+                    return state.claimed.count
                 }
+                RelayMetrics.setInFlight(held)
                 claimWake.signal()
             } catch {
                 health.failed(error)
@@ -273,6 +285,23 @@ public final class Relay: Service, Sendable {
         }
     }
 
+    // MARK: - Backlog metrics
+
+    private func observeBacklog() async {
+        var health = DatabaseHealth(logger: logger, activity: "reading the backlog")
+        while !Task.isCancelled {
+            do {
+                RelayMetrics.setBacklog(try await store.backlog())
+                health.succeeded()
+            } catch {
+                health.failed(error)
+            }
+            try? await Task.sleep(for: Self.backlogInterval)
+        }
+    }
+
+    private static let backlogInterval = Duration.seconds(5)
+
     // MARK: - Upkeep
 
     private func upkeep() async {
@@ -312,6 +341,7 @@ struct DatabaseHealth {
     var backoff: Duration { .milliseconds(min(5_000, 100 << min(failures, 6))) }
 
     mutating func failed(_ error: any Error) {
+        RelayMetrics.databaseError(activity: activity)
         if failures == 0 {
             logger.error("database error while \(activity); retrying", metadata: ["error": "\(error)"])
         }

@@ -20,6 +20,8 @@ public struct RelayConfiguration: Sendable {
     /// After SIGTERM: how long in-flight requests may finish before they are released.
     public var shutdownGracePeriod: Duration = .seconds(15)
     public var allowPrivateNetworks: Bool = false
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    public var adminListen = ListenAddress(host: "0.0.0.0", port: 9090)
     public var caBundlePath: String?
     public var responseExcerptBytes: Int = 1_024
     public var userAgent: String = "outbox-relay/\(OutboxRelayVersion.current)"
@@ -52,6 +54,7 @@ public struct RelayConfiguration: Sendable {
             "lease=\(DurationText.format(lease))",
             "max_in_flight=\(maxInFlight)",
             "allow_private_networks=\(allowPrivateNetworks)",
+            "admin_listen=\(adminListen)",
         ].joined(separator: " ")
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Logging
+import Metrics
+import Prometheus
 import OutboxRelay
 import OutboxSQL
 import ServiceLifecycle
@@ -34,6 +36,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-grace"), help: "After SIGTERM, how long requests in flight may finish (env OUTBOX_SHUTDOWN_GRACE; default 15s).")
     var shutdownGrace: String?
 
+    @Option(name: .customLong("admin-listen"), help: "host:port of /healthz, /readyz and /metrics (env OUTBOX_ADMIN_LISTEN; default 0.0.0.0:9090).")
+    var adminListen: String?
+
     @Option(name: .customLong("allow-private-networks"), help: "true to allow loopback/private targets (env OUTBOX_ALLOW_PRIVATE_NETWORKS; default false).")
     var allowPrivateNetworks: String?
 
@@ -52,9 +57,15 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("the database schema is not current (pending migrations \(versions)): run `outbox-relay migrate` or start with --migrate")
         }
 
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(RelayMetricsBackend.factory(registry: registry))
         let relay = Relay(configuration: configuration, logger: logger)
+        let readiness = ReadinessMonitor(target: configuration.database, isListening: { relay.isListening })
+        let admin = AdminServer.make(
+            address: configuration.adminListen, readiness: readiness, registry: registry, logger: logger,
+            onListening: { port in logger.info("admin port listening", metadata: ["address": "\(configuration.adminListen.host):\(port)"]) })
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: relay)],
+            services: [.init(service: relay), .init(service: readiness), .init(service: admin)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
@@ -74,6 +85,9 @@ struct RunCommand: AsyncParsableCommand {
         if let value = try duration(shutdownGrace, "OUTBOX_SHUTDOWN_GRACE", "shutdown-grace") { configuration.shutdownGracePeriod = value }
         if let value = try EnvironmentSetting.parse(maxInFlight, "OUTBOX_MAX_IN_FLIGHT", option: "max-in-flight", Self.positiveInteger) {
             configuration.maxInFlight = value
+        }
+        if let value = try EnvironmentSetting.parse(adminListen, "OUTBOX_ADMIN_LISTEN", option: "admin-listen", ListenAddress.init(parsing:)) {
+            configuration.adminListen = value
         }
         if let value = try EnvironmentSetting.parse(allowPrivateNetworks, "OUTBOX_ALLOW_PRIVATE_NETWORKS", option: "allow-private-networks", Self.boolean) {
             configuration.allowPrivateNetworks = value
