@@ -51,7 +51,12 @@ CREATE TABLE IF NOT EXISTS outbox.subscription_state (
     last_failure_at      timestamptz,
     circuit_state        text NOT NULL DEFAULT 'closed'
         CONSTRAINT subscription_state_circuit_state_check CHECK (circuit_state IN ('closed', 'open', 'half_open')),
-    circuit_open_until   timestamptz
+    circuit_open_until   timestamptz,
+    -- The breaker's current cool-down; it doubles each time a probe fails.
+    circuit_cooldown     interval,
+    -- Rate limit (subscriptions.rate_limit): a token bucket shared by all replicas.
+    rate_tokens          double precision,
+    rate_refilled_at     timestamptz
 );
 
 -- One row per (event, subscription), created by the fan-out trigger in the

@@ -8,7 +8,10 @@
 -- LOCKED, and a subscription another replica is claiming right now is skipped
 -- (transaction-level advisory lock), which also keeps the in-flight count exact.
 -- For ordered subscriptions only the first unfinished delivery of each
--- ordering key is due.
+-- ordering key is due. An open circuit claims nothing until its cool-down ends,
+-- then one probe (half open). A rate limit (requests/s) spends tokens from a
+-- bucket in outbox.subscription_state that refills with time, holding for all
+-- replicas together.
 CREATE OR REPLACE FUNCTION outbox.claim_deliveries(
     batch_size            integer,
     default_max_in_flight integer,
@@ -45,17 +48,41 @@ BEGIN
     IF claimable IS NULL THEN
         RETURN;
     END IF;
-    -- Second statement, with a snapshot taken after the locks: claim.
+    -- A cool-down that ended lets one probe through.
+    UPDATE outbox.subscription_state AS st
+    SET circuit_state = 'half_open'
+    WHERE st.subscription_id = ANY (claimable)
+      AND st.circuit_state = 'open'
+      AND st.circuit_open_until <= now();
+    -- Refill the rate limit buckets (at most one second's worth).
+    UPDATE outbox.subscription_state AS st
+    SET rate_tokens = least(greatest(s.rate_limit::double precision, 1),
+                            coalesce(st.rate_tokens, greatest(s.rate_limit::double precision, 1))
+                            + s.rate_limit::double precision
+                              * extract(epoch FROM now() - coalesce(st.rate_refilled_at, now()))),
+        rate_refilled_at = now()
+    FROM outbox.subscriptions AS s
+    WHERE st.subscription_id = s.id
+      AND s.id = ANY (claimable)
+      AND s.rate_limit IS NOT NULL;
+    -- Then, with a snapshot taken after the locks: claim.
     RETURN QUERY
     WITH room AS (
         SELECT s.id,
-               least(batch_size,
-                     coalesce(s.max_in_flight, default_max_in_flight)
-                     - (SELECT count(*)
-                        FROM outbox.deliveries AS f
-                        WHERE f.subscription_id = s.id
-                          AND f.status = 'delivering'))::integer AS free
+               CASE
+                   WHEN st.circuit_state = 'open' THEN 0
+                   ELSE least(batch_size,
+                              CASE WHEN st.circuit_state = 'half_open' THEN 1
+                                   ELSE coalesce(s.max_in_flight, default_max_in_flight) END
+                              - (SELECT count(*)
+                                 FROM outbox.deliveries AS f
+                                 WHERE f.subscription_id = s.id
+                                   AND f.status = 'delivering'),
+                              CASE WHEN s.rate_limit IS NULL THEN batch_size
+                                   ELSE floor(greatest(st.rate_tokens, 0))::integer END)
+               END::integer AS free
         FROM outbox.subscriptions AS s
+        JOIN outbox.subscription_state AS st ON st.subscription_id = s.id
         WHERE s.id = ANY (claimable)
           AND s.enabled
     ),
@@ -80,6 +107,7 @@ BEGIN
             FOR UPDATE OF d SKIP LOCKED
         ) AS picked
     )
+    , claimed AS (
     UPDATE outbox.deliveries AS d
     SET status = 'delivering',
         lease_owner = owner,
@@ -88,15 +116,33 @@ BEGIN
     WHERE d.id = due.id
       AND e.id = d.event_seq
       AND s.id = d.subscription_id
-    RETURNING d.id, d.event_id, d.subscription_id, d.attempts, d.retry_step,
-              e.event_type, e.payload::text, e.headers::text, e.created_at,
-              to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-              s.url, s.headers::text, s.secret,
-              CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END,
-              extract(epoch FROM s.timeout)::double precision,
+    RETURNING d.id AS c_delivery_id, d.event_id AS c_event_id, d.subscription_id AS c_subscription_id,
+              d.attempts AS c_attempts, d.retry_step AS c_retry_step,
+              e.event_type AS c_event_type, e.payload::text AS c_payload, e.headers::text AS c_event_headers,
+              e.created_at AS c_event_created_at,
+              to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS c_event_timestamp,
+              s.url AS c_url, s.headers::text AS c_subscription_headers, s.secret AS c_secret,
+              CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS c_previous_secret,
+              extract(epoch FROM s.timeout)::double precision AS c_timeout_seconds,
               (SELECT array_agg(extract(epoch FROM step)::double precision ORDER BY ordinality)
-               FROM unnest(s.retry_schedule) WITH ORDINALITY AS step),
-              s.name;
+               FROM unnest(s.retry_schedule) WITH ORDINALITY AS step) AS c_retry_schedule_seconds,
+              s.name AS c_subscription_name,
+              s.rate_limit IS NOT NULL AS c_rate_limited
+    ),
+    spent AS (
+        UPDATE outbox.subscription_state AS st
+        SET rate_tokens = st.rate_tokens - n.claimed
+        FROM (SELECT c.c_subscription_id AS id, count(*) AS claimed
+              FROM claimed AS c
+              WHERE c.c_rate_limited
+              GROUP BY c.c_subscription_id) AS n
+        WHERE st.subscription_id = n.id
+    )
+    SELECT c.c_delivery_id, c.c_event_id, c.c_subscription_id, c.c_attempts, c.c_retry_step, c.c_event_type,
+           c.c_payload, c.c_event_headers, c.c_event_created_at, c.c_event_timestamp, c.c_url,
+           c.c_subscription_headers, c.c_secret, c.c_previous_secret, c.c_timeout_seconds,
+           c.c_retry_schedule_seconds, c.c_subscription_name
+    FROM claimed AS c;
 END
 $$;
 
@@ -150,31 +196,94 @@ LANGUAGE sql VOLATILE AS $$
     SELECT count(*)::integer FROM updated
 $$;
 
--- Keep what a subscription's endpoint did lately (subscription_health). Written
--- only when something changes, or at most once a second on steady success, so
--- replicas do not queue behind one hot row.
+-- Keep what a subscription's endpoint did lately (subscription_health) and run
+-- its circuit breaker. Per subscription of a batch: the last success, the
+-- failures after it, the last failure. `failure_threshold` consecutive failures
+-- open the circuit for `base_cooldown`; a failed probe reopens it for twice the
+-- last cool-down (at most `max_cooldown`); any success closes it. Failing
+-- without a success for `disable_after` disables the subscription with a reason.
+-- Steady success writes at most once a second per subscription, so replicas do
+-- not queue behind one hot row. Returns the subscriptions whose circuit changed
+-- or that were disabled, for the log.
 CREATE OR REPLACE FUNCTION outbox.record_endpoint_results(
     subscription_ids  bigint[],
     last_success_ats  timestamptz[],
     trailing_failures integer[],
-    last_failure_ats  timestamptz[]
-) RETURNS void
-LANGUAGE sql VOLATILE AS $$
-    UPDATE outbox.subscription_state AS st
-    SET consecutive_failures = CASE WHEN r.last_success_at IS NOT NULL THEN r.trailing_failures
-                                    ELSE st.consecutive_failures + r.trailing_failures END,
-        last_success_at = coalesce(greatest(st.last_success_at, r.last_success_at), st.last_success_at, r.last_success_at),
-        last_failure_at = coalesce(greatest(st.last_failure_at, r.last_failure_at), st.last_failure_at, r.last_failure_at),
-        failing_since = CASE WHEN r.trailing_failures = 0 THEN NULL
-                             WHEN r.last_success_at IS NOT NULL OR st.failing_since IS NULL THEN r.last_failure_at
-                             ELSE st.failing_since END
-    FROM unnest(subscription_ids, last_success_ats, trailing_failures, last_failure_ats)
-        AS r(subscription_id, last_success_at, trailing_failures, last_failure_at)
-    WHERE st.subscription_id = r.subscription_id
-      AND (r.trailing_failures > 0
-           OR st.consecutive_failures <> 0
-           OR st.last_success_at IS NULL
-           OR st.last_success_at < r.last_success_at - interval '1 second')
+    last_failure_ats  timestamptz[],
+    failure_threshold integer,
+    base_cooldown     interval,
+    max_cooldown      interval,
+    disable_after     interval
+) RETURNS TABLE (subscription_id bigint, circuit_state text, previous_circuit_state text, disabled boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    r record;
+    st outbox.subscription_state;
+    failures integer;
+    new_state text;
+    cooldown interval;
+BEGIN
+    FOR r IN
+        SELECT *
+        FROM unnest(subscription_ids, last_success_ats, trailing_failures, last_failure_ats)
+            AS x(id, last_success_at, trailing_failures, last_failure_at)
+        ORDER BY x.id
+    LOOP
+        SELECT * INTO st
+        FROM outbox.subscription_state AS s
+        WHERE s.subscription_id = r.id
+        FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;
+        IF r.trailing_failures = 0 AND st.consecutive_failures = 0 AND st.circuit_state = 'closed'
+           AND st.last_success_at >= r.last_success_at - interval '1 second' THEN
+            CONTINUE;
+        END IF;
+        failures := CASE WHEN r.last_success_at IS NOT NULL THEN r.trailing_failures
+                         ELSE st.consecutive_failures + r.trailing_failures END;
+        new_state := st.circuit_state;
+        cooldown := st.circuit_cooldown;
+        IF r.last_success_at IS NOT NULL AND r.trailing_failures = 0 THEN
+            new_state := 'closed';
+            cooldown := NULL;
+        ELSIF r.trailing_failures > 0 AND st.circuit_state = 'half_open' THEN
+            new_state := 'open';
+            cooldown := least(coalesce(st.circuit_cooldown * 2, base_cooldown), max_cooldown);
+        ELSIF r.trailing_failures > 0 AND st.circuit_state = 'closed' AND failures >= failure_threshold THEN
+            new_state := 'open';
+            cooldown := base_cooldown;
+        END IF;
+        UPDATE outbox.subscription_state AS s
+        SET consecutive_failures = failures,
+            last_success_at = greatest(s.last_success_at, r.last_success_at),
+            last_failure_at = greatest(s.last_failure_at, r.last_failure_at),
+            failing_since = CASE WHEN failures = 0 THEN NULL
+                                 WHEN r.last_success_at IS NOT NULL OR s.failing_since IS NULL THEN r.last_failure_at
+                                 ELSE s.failing_since END,
+            circuit_state = new_state,
+            circuit_cooldown = cooldown,
+            circuit_open_until = CASE WHEN new_state = 'open' AND st.circuit_state <> 'open' THEN now() + cooldown
+                                      WHEN new_state = 'closed' THEN NULL
+                                      ELSE s.circuit_open_until END
+        WHERE s.subscription_id = r.id
+        RETURNING s.failing_since INTO st.failing_since;
+        disabled := false;
+        IF st.failing_since IS NOT NULL AND st.failing_since < now() - disable_after THEN
+            UPDATE outbox.subscriptions AS sub
+            SET enabled = false,
+                disabled_reason = format('failing continuously since %s (more than %s): disabled by the circuit breaker',
+                                         st.failing_since, disable_after)
+            WHERE sub.id = r.id
+              AND sub.enabled;
+            disabled := FOUND;
+        END IF;
+        IF new_state <> st.circuit_state OR disabled THEN
+            subscription_id := r.id;
+            circuit_state := new_state;
+            previous_circuit_state := st.circuit_state;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END
 $$;
 
 -- A live relay extends the leases of everything it has in flight.

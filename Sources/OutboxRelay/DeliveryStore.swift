@@ -45,7 +45,10 @@ public final class DeliveryStore: Sendable {
                 """)
         static let endpointResults = PreparedStatement(
             name: "outbox_endpoint_results",
-            sql: "SELECT outbox.record_endpoint_results($1::bigint[], $2::timestamptz[], $3::integer[], $4::timestamptz[])")
+            sql: """
+                SELECT * FROM outbox.record_endpoint_results(
+                    $1::bigint[], $2::timestamptz[], $3::integer[], $4::timestamptz[], $5, $6::interval, $7::interval, $8::interval)
+                """)
     }
 
     /// Claims up to `batchSize` due deliveries per subscription.
@@ -59,12 +62,14 @@ public final class DeliveryStore: Sendable {
 
     /// Records judged attempts, the endpoints' latest results and 410 disables,
     /// in one transaction.
-    public func record(_ verdicts: [AttemptVerdict]) async throws {
-        guard !verdicts.isEmpty else { return }
+    /// Returns the endpoints whose circuit changed or that were disabled.
+    @discardableResult
+    public func record(_ verdicts: [AttemptVerdict], breaker: CircuitBreakerSettings) async throws -> [EndpointChange] {
+        guard !verdicts.isEmpty else { return [] }
         let owner = owner
         let endpoints = EndpointResults(verdicts)
         let gone = Array(Set(verdicts.filter(\.endpointGone).map(\.subscriptionID)))
-        try await records.transaction { connection in
+        return try await records.transaction { connection in
             try connection.query(Statement.record, [
                 owner,
                 verdicts.map(\.deliveryID),
@@ -76,14 +81,16 @@ public final class DeliveryStore: Sendable {
                 verdicts.map(\.durationMilliseconds),
                 verdicts.map(\.responseExcerpt),
             ])
-            try connection.query(Statement.endpointResults, [
+            let changes = try connection.query(Statement.endpointResults, [
                 endpoints.subscriptionIDs, endpoints.lastSuccessAt, endpoints.trailingFailures, endpoints.lastFailureAt,
-            ])
+                breaker.failureThreshold, breaker.cooldown, breaker.maxCooldown, breaker.disableAfter,
+            ]).rows.map(EndpointChange.init(row:))
             if !gone.isEmpty {
                 try connection.query(
                     "SELECT outbox.disable_subscriptions($1::bigint[], $2)",
                     [gone, "endpoint answered 410 Gone at \(Date().postgresText ?? "")"])
             }
+            return changes
         }
     }
 

@@ -213,9 +213,10 @@ public final class Relay: Service, Sendable {
                 continue
             }
             do {
-                try await store.record(batch)
+                let changes = try await store.record(batch, breaker: configuration.breaker)
                 health.succeeded()
                 logOutcomes(batch)
+                logEndpointChanges(changes, names: batch)
                 RelayMetrics.recordOutcomes(batch)
                 let held = state.withLock { state in
                     for verdict in batch { state.claimed[verdict.deliveryID] = nil }
@@ -252,6 +253,24 @@ public final class Relay: Service, Sendable {
         }
         for subscriptionID in Set(batch.filter(\.endpointGone).map(\.subscriptionID)) {
             logger.warning("subscription disabled: its endpoint answered 410 Gone", metadata: ["subscription_id": "\(subscriptionID)"])
+        }
+    }
+
+    private func logEndpointChanges(_ changes: [EndpointChange], names batch: [AttemptVerdict]) {
+        guard !changes.isEmpty else { return }
+        let names = Dictionary(batch.map { ($0.subscriptionID, $0.subscriptionName) }, uniquingKeysWith: { first, _ in first })
+        for change in changes {
+            let metadata: Logger.Metadata = [
+                "subscription": "\(names[change.subscriptionID] ?? String(change.subscriptionID))",
+                "circuit_state": "\(change.circuitState)", "previous_circuit_state": "\(change.previousCircuitState)",
+            ]
+            if change.disabled {
+                logger.warning("subscription disabled: its endpoint kept failing for the disable period", metadata: metadata)
+            } else if change.circuitState == "open" {
+                logger.warning("circuit opened: endpoint paused after consecutive failures", metadata: metadata)
+            } else if change.circuitState == "closed" {
+                logger.notice("circuit closed: endpoint recovered", metadata: metadata)
+            }
         }
     }
 

@@ -20,6 +20,8 @@ public struct RelayConfiguration: Sendable {
     /// After SIGTERM: how long in-flight requests may finish before they are released.
     public var shutdownGracePeriod: Duration = .seconds(15)
     public var allowPrivateNetworks: Bool = false
+    /// The per-subscription circuit breaker and the disable period.
+    public var breaker = CircuitBreakerSettings()
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     public var adminListen = ListenAddress(host: "0.0.0.0", port: 9090)
     public var caBundlePath: String?
@@ -42,6 +44,10 @@ public struct RelayConfiguration: Sendable {
         try require(maxInFlight > 0, "OUTBOX_MAX_IN_FLIGHT must be positive")
         try require(retrySchedule.intervals.allSatisfy { $0 > .zero }, "every OUTBOX_RETRY_SCHEDULE interval must be positive")
         try require(shutdownGracePeriod >= .zero, "the shutdown grace period must not be negative")
+        try require(breaker.failureThreshold > 0, "OUTBOX_BREAKER_FAILURES must be positive")
+        try require(breaker.cooldown > .zero, "OUTBOX_BREAKER_COOLDOWN must be positive")
+        try require(breaker.maxCooldown >= breaker.cooldown, "OUTBOX_BREAKER_MAX_COOLDOWN must be at least OUTBOX_BREAKER_COOLDOWN")
+        try require(breaker.disableAfter > .zero, "OUTBOX_DISABLE_AFTER must be positive")
     }
 
     /// One line for the start-up log; shows no password.
@@ -53,6 +59,9 @@ public struct RelayConfiguration: Sendable {
             "poll_interval=\(DurationText.format(pollInterval))",
             "lease=\(DurationText.format(lease))",
             "max_in_flight=\(maxInFlight)",
+            "breaker_failures=\(breaker.failureThreshold)",
+            "breaker_cooldown=\(DurationText.format(breaker.cooldown))..\(DurationText.format(breaker.maxCooldown))",
+            "disable_after=\(DurationText.format(breaker.disableAfter))",
             "allow_private_networks=\(allowPrivateNetworks)",
             "admin_listen=\(adminListen)",
         ].joined(separator: " ")

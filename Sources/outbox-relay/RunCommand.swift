@@ -36,6 +36,18 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-grace"), help: "After SIGTERM, how long requests in flight may finish (env OUTBOX_SHUTDOWN_GRACE; default 15s).")
     var shutdownGrace: String?
 
+    @Option(name: .customLong("breaker-failures"), help: "Consecutive failures that open an endpoint's circuit (env OUTBOX_BREAKER_FAILURES; default 10).")
+    var breakerFailures: String?
+
+    @Option(name: .customLong("breaker-cooldown"), help: "First cool-down of an open circuit; doubles per failed probe (env OUTBOX_BREAKER_COOLDOWN; default 30s).")
+    var breakerCooldown: String?
+
+    @Option(name: .customLong("breaker-max-cooldown"), help: "Longest cool-down (env OUTBOX_BREAKER_MAX_COOLDOWN; default 10m).")
+    var breakerMaxCooldown: String?
+
+    @Option(name: .customLong("disable-after"), help: "Disable a subscription failing this long without a success (env OUTBOX_DISABLE_AFTER; default 5d).")
+    var disableAfter: String?
+
     @Option(name: .customLong("admin-listen"), help: "host:port of /healthz, /readyz and /metrics (env OUTBOX_ADMIN_LISTEN; default 0.0.0.0:9090).")
     var adminListen: String?
 
@@ -86,6 +98,12 @@ struct RunCommand: AsyncParsableCommand {
         if let value = try EnvironmentSetting.parse(maxInFlight, "OUTBOX_MAX_IN_FLIGHT", option: "max-in-flight", Self.positiveInteger) {
             configuration.maxInFlight = value
         }
+        if let value = try EnvironmentSetting.parse(breakerFailures, "OUTBOX_BREAKER_FAILURES", option: "breaker-failures", Self.positiveInteger) {
+            configuration.breaker.failureThreshold = value
+        }
+        if let value = try duration(breakerCooldown, "OUTBOX_BREAKER_COOLDOWN", "breaker-cooldown") { configuration.breaker.cooldown = value }
+        if let value = try duration(breakerMaxCooldown, "OUTBOX_BREAKER_MAX_COOLDOWN", "breaker-max-cooldown") { configuration.breaker.maxCooldown = value }
+        if let value = try duration(disableAfter, "OUTBOX_DISABLE_AFTER", "disable-after") { configuration.breaker.disableAfter = value }
         if let value = try EnvironmentSetting.parse(adminListen, "OUTBOX_ADMIN_LISTEN", option: "admin-listen", ListenAddress.init(parsing:)) {
             configuration.adminListen = value
         }

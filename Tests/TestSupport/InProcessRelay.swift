@@ -18,6 +18,8 @@ public final class InProcessRelay: Sendable {
         configuration.lease = .seconds(10)
         configuration.shutdownGracePeriod = .seconds(5)
         configuration.allowPrivateNetworks = true
+        configuration.breaker.cooldown = .milliseconds(500)
+        configuration.breaker.maxCooldown = .seconds(1)
         configure(&configuration)
         var logger = Logger(label: "outbox-relay-test")
         logger.logLevel = .notice
