@@ -64,6 +64,15 @@ let package = Package(
         ),
         .testTarget(name: "OutboxSQLTests", dependencies: ["OutboxSQL", "TestSupport"]),
         .testTarget(name: "OutboxRelayTests", dependencies: ["OutboxRelay", "OutboxSQL", "TestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["OutboxRelay", "OutboxSQL", "TestSupport"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "OutboxRelay",
+                "OutboxSQL",
+                "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
     ]
 )

@@ -11,6 +11,7 @@ public enum OutboxSchema {
         migration(3, "functions", PackageResources._003_functions_sql),
         migration(4, "views", PackageResources._004_views_sql),
         migration(5, "relay", PackageResources._005_relay_sql),
+        migration(6, "retention", PackageResources._006_retention_sql),
     ]
 
     /// The file name a migration came from, e.g. `0002_validation.sql`.

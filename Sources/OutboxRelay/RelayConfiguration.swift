@@ -20,6 +20,8 @@ public struct RelayConfiguration: Sendable {
     /// After SIGTERM: how long in-flight requests may finish before they are released.
     public var shutdownGracePeriod: Duration = .seconds(15)
     public var allowPrivateNetworks: Bool = false
+    /// Succeeded deliveries, their attempts and finished events are pruned after this.
+    public var retention: Duration = .seconds(7 * 86_400)
     /// The per-subscription circuit breaker and the disable period.
     public var breaker = CircuitBreakerSettings()
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
@@ -44,6 +46,7 @@ public struct RelayConfiguration: Sendable {
         try require(maxInFlight > 0, "OUTBOX_MAX_IN_FLIGHT must be positive")
         try require(retrySchedule.intervals.allSatisfy { $0 > .zero }, "every OUTBOX_RETRY_SCHEDULE interval must be positive")
         try require(shutdownGracePeriod >= .zero, "the shutdown grace period must not be negative")
+        try require(retention >= .zero, "OUTBOX_RETENTION must not be negative")
         try require(breaker.failureThreshold > 0, "OUTBOX_BREAKER_FAILURES must be positive")
         try require(breaker.cooldown > .zero, "OUTBOX_BREAKER_COOLDOWN must be positive")
         try require(breaker.maxCooldown >= breaker.cooldown, "OUTBOX_BREAKER_MAX_COOLDOWN must be at least OUTBOX_BREAKER_COOLDOWN")
@@ -62,6 +65,7 @@ public struct RelayConfiguration: Sendable {
             "breaker_failures=\(breaker.failureThreshold)",
             "breaker_cooldown=\(DurationText.format(breaker.cooldown))..\(DurationText.format(breaker.maxCooldown))",
             "disable_after=\(DurationText.format(breaker.disableAfter))",
+            "retention=\(DurationText.format(retention))",
             "allow_private_networks=\(allowPrivateNetworks)",
             "admin_listen=\(adminListen)",
         ].joined(separator: " ")

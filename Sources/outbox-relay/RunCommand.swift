@@ -48,6 +48,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("disable-after"), help: "Disable a subscription failing this long without a success (env OUTBOX_DISABLE_AFTER; default 5d).")
     var disableAfter: String?
 
+    @Option(help: "Prune succeeded deliveries, their attempts and finished events after this (env OUTBOX_RETENTION; default 7d).")
+    var retention: String?
+
     @Option(name: .customLong("admin-listen"), help: "host:port of /healthz, /readyz and /metrics (env OUTBOX_ADMIN_LISTEN; default 0.0.0.0:9090).")
     var adminListen: String?
 
@@ -76,8 +79,9 @@ struct RunCommand: AsyncParsableCommand {
         let admin = AdminServer.make(
             address: configuration.adminListen, readiness: readiness, registry: registry, logger: logger,
             onListening: { port in logger.info("admin port listening", metadata: ["address": "\(configuration.adminListen.host):\(port)"]) })
+        let pruner = RetentionPruner(target: configuration.database, retention: configuration.retention, logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: relay), .init(service: readiness), .init(service: admin)],
+            services: [.init(service: relay), .init(service: readiness), .init(service: admin), .init(service: pruner)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
@@ -104,6 +108,7 @@ struct RunCommand: AsyncParsableCommand {
         if let value = try duration(breakerCooldown, "OUTBOX_BREAKER_COOLDOWN", "breaker-cooldown") { configuration.breaker.cooldown = value }
         if let value = try duration(breakerMaxCooldown, "OUTBOX_BREAKER_MAX_COOLDOWN", "breaker-max-cooldown") { configuration.breaker.maxCooldown = value }
         if let value = try duration(disableAfter, "OUTBOX_DISABLE_AFTER", "disable-after") { configuration.breaker.disableAfter = value }
+        if let value = try duration(retention, "OUTBOX_RETENTION", "retention") { configuration.retention = value }
         if let value = try EnvironmentSetting.parse(adminListen, "OUTBOX_ADMIN_LISTEN", option: "admin-listen", ListenAddress.init(parsing:)) {
             configuration.adminListen = value
         }
