@@ -87,10 +87,11 @@ COMMENT ON COLUMN outbox.deliveries.event_seq IS 'Internal: outbox.events.id, th
 COMMENT ON COLUMN outbox.deliveries.ordering_key IS 'Set only for ordered subscriptions.';
 COMMENT ON COLUMN outbox.deliveries.retry_step IS 'Failed attempts since the schedule last started (replay resets it).';
 
--- The claim: due pending work of one subscription, oldest first. Partial, so it
--- holds only pending rows however large the history grows.
+-- The claim: due pending work of one subscription, oldest first (id breaks ties,
+-- so the scan needs no sort). Partial, so it holds only pending rows however
+-- large the history grows.
 CREATE INDEX IF NOT EXISTS deliveries_pending_idx
-    ON outbox.deliveries (subscription_id, next_attempt_at)
+    ON outbox.deliveries (subscription_id, next_attempt_at, id)
     WHERE status = 'pending';
 -- In-flight work: lease renewal, the rescuer, max-in-flight counts.
 CREATE INDEX IF NOT EXISTS deliveries_delivering_idx

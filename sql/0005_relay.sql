@@ -39,6 +39,7 @@ CREATE OR REPLACE FUNCTION outbox.claim_deliveries(
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     claimable bigint[];
+    due bigint[];
 BEGIN
     -- First statement: take the per-subscription claim locks.
     SELECT array_agg(s.id) INTO claimable
@@ -65,8 +66,7 @@ BEGIN
     WHERE st.subscription_id = s.id
       AND s.id = ANY (claimable)
       AND s.rate_limit IS NOT NULL;
-    -- Then, with a snapshot taken after the locks: claim.
-    RETURN QUERY
+    -- Then, with a snapshot taken after the locks: pick and lock the due rows ...
     WITH room AS (
         SELECT s.id,
                CASE
@@ -86,8 +86,8 @@ BEGIN
         WHERE s.id = ANY (claimable)
           AND s.enabled
     ),
-    due AS (
-        SELECT picked.id
+    picked AS (
+        SELECT candidate.id
         FROM room
         CROSS JOIN LATERAL (
             SELECT d.id
@@ -105,15 +105,23 @@ BEGIN
             ORDER BY d.next_attempt_at, d.id
             LIMIT greatest(room.free, 0)
             FOR UPDATE OF d SKIP LOCKED
-        ) AS picked
+        ) AS candidate
     )
-    , claimed AS (
+    SELECT array_agg(picked.id) INTO due
+    FROM picked;
+    IF due IS NULL THEN
+        RETURN;
+    END IF;
+    -- ... and move them to delivering. An id array (not a join with the CTE) keeps
+    -- this an index lookup per row however large the table is.
+    RETURN QUERY
+    WITH claimed AS (
     UPDATE outbox.deliveries AS d
     SET status = 'delivering',
         lease_owner = owner,
         lease_expires_at = now() + lease
-    FROM due, outbox.events AS e, outbox.subscriptions AS s
-    WHERE d.id = due.id
+    FROM outbox.events AS e, outbox.subscriptions AS s
+    WHERE d.id = ANY (due)
       AND e.id = d.event_seq
       AND s.id = d.subscription_id
     RETURNING d.id AS c_delivery_id, d.event_id AS c_event_id, d.subscription_id AS c_subscription_id,
@@ -185,12 +193,13 @@ LANGUAGE sql VOLATILE AS $$
         RETURNING d.id, d.attempts
     ),
     recorded AS (
+        -- Every part of the statement sees the rows as they were before `updated`,
+        -- so d.attempts + 1 is the number `updated` gave this attempt.
         INSERT INTO outbox.attempts (delivery_id, event_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
-        SELECT o.delivery_id, d.event_id, coalesce(u.attempts, d.attempts + 1),
+        SELECT o.delivery_id, d.event_id, d.attempts + 1,
                o.started_at, o.duration_ms, o.status_code, o.error, o.excerpt
         FROM outcome AS o
         JOIN outbox.deliveries AS d ON d.id = o.delivery_id
-        LEFT JOIN updated AS u ON u.id = o.delivery_id
         RETURNING 1
     )
     SELECT count(*)::integer FROM updated

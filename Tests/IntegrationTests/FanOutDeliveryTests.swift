@@ -76,9 +76,8 @@ struct FanOutDeliveryTests {
                 try publish(sql, count: 20, type: "order.created", from: 1)
                 try sql.query("UPDATE outbox.deliveries SET next_attempt_at = now() + interval '1 second'")
             }
-            let start = ContinuousClock.now
+            // Only the poll can find them: no notification comes when they become due.
             _ = try await receiver.waitForRequests(count: 20, timeout: .seconds(10))
-            #expect(ContinuousClock.now - start < .seconds(4))
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 
 /// How a program run by a test ended.
 struct ProgramRun: Sendable {
@@ -54,14 +55,14 @@ private func runProgramBlocking(
     DispatchQueue.global().asyncAfter(
         deadline: .now() + .milliseconds(Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)), execute: watchdog)
     let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    let status = ChildProcessExit.wait(for: process) ?? -1
     watchdog.cancel()
 
     let text = String(decoding: data, as: UTF8.self)
     if timedOut.withLock({ $0 }) {
         throw ProgramError(description: "\(executable.lastPathComponent) \(arguments.joined(separator: " ")) did not finish within \(timeout); it printed:\n\(text)")
     }
-    return ProgramRun(status: process.terminationStatus, output: text)
+    return ProgramRun(status: status, output: text)
 }
 
 /// The `outbox-relay` executable built next to the test bundle.

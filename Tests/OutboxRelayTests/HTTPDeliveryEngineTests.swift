@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @testable import OutboxRelay
 
@@ -310,7 +311,10 @@ private final class EngineTestServer {
 
     func stop() {
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        if ChildProcessExit.wait(for: process, timeout: .seconds(5)) == nil {
+            kill(process.processIdentifier, SIGKILL)
+            _ = ChildProcessExit.wait(for: process)
+        }
     }
 }
 

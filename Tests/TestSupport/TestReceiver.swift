@@ -228,16 +228,12 @@ public final class TestReceiver: Sendable {
     }
 
     private static func terminate(_ process: Process) {
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.01)
+        if ChildProcessExit.hasExited(process) { return }
+        kill(process.processIdentifier, SIGTERM)
+        if ChildProcessExit.wait(for: process, timeout: .seconds(5)) == nil {
+            kill(process.processIdentifier, SIGKILL)
+            _ = ChildProcessExit.wait(for: process)
         }
-        if process.isRunning {
-            _ = try? run(["kill", "-KILL", String(process.processIdentifier)])
-        }
-        process.waitUntilExit()
     }
 
     /// Runs a command found on PATH, returning its exit status and its stdout and stderr together.
@@ -251,8 +247,8 @@ public final class TestReceiver: Sendable {
         process.standardError = pipe
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let status = ChildProcessExit.wait(for: process, timeout: .seconds(60)) ?? -1
+        return (status, String(decoding: output, as: UTF8.self))
     }
 
     /// The repository root, found from this file's place in it: Tests/TestSupport/TestReceiver.swift.
