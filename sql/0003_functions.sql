@@ -80,10 +80,19 @@ CREATE TRIGGER subscriptions_track
     AFTER INSERT OR DELETE ON outbox.subscriptions
     FOR EACH ROW EXECUTE FUNCTION outbox.track_subscription();
 
--- Re-enabling a subscription wakes the relay for its waiting deliveries.
+-- Re-enabling a subscription gives its endpoint a fresh start (the breaker's
+-- failure count and disable clock restart, the circuit closes) and wakes the
+-- relay for its waiting deliveries.
 CREATE OR REPLACE FUNCTION outbox.wake_relay() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    UPDATE outbox.subscription_state AS st
+    SET consecutive_failures = 0,
+        failing_since = NULL,
+        circuit_state = 'closed',
+        circuit_open_until = NULL,
+        circuit_cooldown = NULL
+    WHERE st.subscription_id = NEW.id;
     PERFORM pg_notify('outbox_work', '');
     RETURN NULL;
 END

@@ -7,9 +7,12 @@ struct OutboxRelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outbox-relay",
         abstract: "Delivers events committed to outbox.events as signed webhooks.",
-        discussion: "Every flag can also be set by an OUTBOX_… environment variable (see each flag's help); "
-            + "libpq's PG… variables are used when no database URL is given.",
+        discussion: "Flags can also be set by OUTBOX_… environment variables where that makes sense: each flag's "
+            + "help names its variable. libpq's PG… variables are used when no database URL is given.",
         version: OutboxRelayVersion.current,
-        subcommands: [MigrateCommand.self, RunCommand.self]
+        subcommands: [
+            MigrateCommand.self, RunCommand.self, SubscriptionCommand.self, PublishCommand.self,
+            DeliveriesCommand.self, ReplayCommand.self, StatusCommand.self,
+        ]
     )
 }

@@ -1,0 +1,36 @@
+import OutboxSQL
+
+/// A problem with what the operator asked for, found once the database was
+/// consulted (an unknown name, a duplicate): printed as one `Error: …` line, exit 1.
+struct OperatorError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+
+    static func noSubscription(_ name: String) -> OperatorError {
+        OperatorError("no subscription is named \"\(name)\": `outbox-relay subscription list` shows them")
+    }
+}
+
+extension GlobalOptions {
+    /// Sets up logging (checking --log-level/--log-format), connects, and runs
+    /// `body`. A database without the outbox schema gets a hint to migrate.
+    func withDatabase<T>(_ body: (Connection) throws -> T) throws -> T {
+        _ = try bootstrapLogging()
+        let connection = try Connection(databaseTarget())
+        do {
+            return try body(connection)
+        } catch let error as PostgresError where ["3F000", "42P01", "42883"].contains(error.sqlState ?? "") {
+            // invalid_schema_name, undefined_table, undefined_function
+            throw OperatorError("\(error.message): the outbox schema is missing or older than this binary; run `outbox-relay migrate`")
+        }
+    }
+}
+
+extension Connection {
+    /// The id of the subscription called `name`, or `OperatorError.noSubscription`.
+    func subscriptionID(named name: String) throws -> Int64 {
+        let result = try query("SELECT id FROM outbox.subscriptions WHERE name = $1", [name])
+        guard result.count == 1 else { throw OperatorError.noSubscription(name) }
+        return try result[0].decode(Int64.self, at: 0)
+    }
+}

@@ -1,0 +1,145 @@
+import ArgumentParser
+import OutboxSQL
+
+/// `outbox-relay subscription …`: the webhook endpoints and what they receive.
+struct SubscriptionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "subscription",
+        abstract: "Add, inspect, change and remove webhook subscriptions.",
+        subcommands: [
+            SubscriptionAddCommand.self, SubscriptionListCommand.self, SubscriptionShowCommand.self,
+            SubscriptionUpdateCommand.self, SubscriptionEnableCommand.self, SubscriptionDisableCommand.self,
+            SubscriptionRemoveCommand.self, SubscriptionRotateSecretCommand.self,
+        ]
+    )
+}
+
+/// `subscription list`: every subscription, by name. Never a secret.
+struct SubscriptionListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the subscriptions.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let json = try output.isJSON
+        let records = try global.withDatabase { try SubscriptionRecord.load($0) }
+        try TableOutput.print(records.map(\.output), columns: SubscriptionRecord.listColumns,
+                              whenEmpty: "no subscriptions (add one with `outbox-relay subscription add`)", json: json)
+    }
+}
+
+/// `subscription show NAME`: settings and health of one subscription. Never its secret.
+struct SubscriptionShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show", abstract: "Show one subscription's settings and health (never its secret).")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The subscription's name.") var name: String
+
+    func run() throws {
+        let json = try output.isJSON
+        let record = try global.withDatabase { connection in
+            var record = try SubscriptionRecord.load(connection, named: name).output
+            if let health = try SubscriptionHealthRecord.load(connection, name: name).first {
+                record.append(health.counters)
+            }
+            return record
+        }
+        try TableOutput.print(record, json: json)
+    }
+}
+
+/// `subscription enable NAME`: deliveries resume, including those that waited.
+struct SubscriptionEnableCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enable", abstract: "Enable a subscription: new events match it again and its waiting deliveries resume.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The subscription's name.") var name: String
+
+    func run() throws {
+        let json = try output.isJSON
+        let record = try global.withDatabase { connection in
+            try connection.withTransaction { connection in
+                let result = try connection.query("""
+                    UPDATE outbox.subscriptions
+                    SET enabled = true,
+                        disabled_reason = NULL
+                    WHERE name = $1
+                    RETURNING id
+                    """, [name])
+                // Re-enabling also restarts the breaker's clock (trigger subscriptions_wake).
+                guard result.count == 1 else { throw OperatorError.noSubscription(name) }
+                return try SubscriptionRecord.load(connection, named: name)
+            }
+        }
+        try TableOutput.printRow(Self.state(record), json: json)
+    }
+
+    /// What enable and disable print: the name and whether it is enabled now.
+    static func state(_ record: SubscriptionRecord) -> OutputRecord {
+        OutputRecord([
+            "name": .text(record.name),
+            "enabled": .boolean(record.enabled),
+            "disabled_reason": OutputValue(record.disabledReason),
+        ])
+    }
+}
+
+/// `subscription disable NAME [--reason TEXT]`: no new deliveries; pending ones wait.
+struct SubscriptionDisableCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "disable",
+        abstract: "Disable a subscription: new events skip it; its pending deliveries wait, not charged attempts.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The subscription's name.") var name: String
+    @Option(help: "Why, recorded as disabled_reason.") var reason = "disabled by an operator"
+
+    func run() throws {
+        let json = try output.isJSON
+        let record = try global.withDatabase { connection in
+            try connection.withTransaction { connection in
+                let result = try connection.query(
+                    "UPDATE outbox.subscriptions SET enabled = false, disabled_reason = $2 WHERE name = $1",
+                    [name, reason])
+                guard result.rowsAffected == 1 else { throw OperatorError.noSubscription(name) }
+                return try SubscriptionRecord.load(connection, named: name)
+            }
+        }
+        try TableOutput.printRow(SubscriptionEnableCommand.state(record), json: json)
+    }
+}
+
+/// `subscription remove NAME`: deletes it; the schema's trigger removes its
+/// deliveries, their attempts and its endpoint state.
+struct SubscriptionRemoveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove", abstract: "Delete a subscription with its deliveries and their attempts.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The subscription's name.") var name: String
+
+    func run() throws {
+        let json = try output.isJSON
+        let removed = try global.withDatabase { connection in
+            try connection.withTransaction { connection in
+                let id = try connection.subscriptionID(named: name)
+                let deliveries = try connection.query(
+                    "SELECT count(*) FROM outbox.deliveries WHERE subscription_id = $1", [id])[0].decode(Int64.self, at: 0)
+                try connection.query("DELETE FROM outbox.subscriptions WHERE id = $1", [id])
+                return deliveries
+            }
+        }
+        try TableOutput.printRow(OutputRecord([
+            "name": .text(name),
+            "removed": .boolean(true),
+            "deliveries_removed": .integer(removed),
+        ]), json: json)
+    }
+}
