@@ -62,21 +62,22 @@ struct SubscriptionEnableCommand: ParsableCommand {
 
     func run() throws {
         let json = try output.isJSON
-        let record = try global.withDatabase { connection in
+        let record = try Self.setEnabled(true, reason: nil, name: name, global: global)
+        try TableOutput.printRow(Self.state(record), json: json)
+    }
+
+    /// Enables or disables `name`; re-enabling also restarts the breaker's clock
+    /// (trigger subscriptions_wake).
+    static func setEnabled(_ enabled: Bool, reason: String?, name: String, global: GlobalOptions) throws -> SubscriptionRecord {
+        try global.withDatabase { connection in
             try connection.withTransaction { connection in
-                let result = try connection.query("""
-                    UPDATE outbox.subscriptions
-                    SET enabled = true,
-                        disabled_reason = NULL
-                    WHERE name = $1
-                    RETURNING id
-                    """, [name])
-                // Re-enabling also restarts the breaker's clock (trigger subscriptions_wake).
-                guard result.count == 1 else { throw OperatorError.noSubscription(name) }
+                let result = try connection.query(
+                    "UPDATE outbox.subscriptions SET enabled = $2, disabled_reason = $3 WHERE name = $1",
+                    [name, enabled, reason])
+                guard result.rowsAffected == 1 else { throw OperatorError.noSubscription(name) }
                 return try SubscriptionRecord.load(connection, named: name)
             }
         }
-        try TableOutput.printRow(Self.state(record), json: json)
     }
 
     /// What enable and disable print: the name and whether it is enabled now.
@@ -102,15 +103,7 @@ struct SubscriptionDisableCommand: ParsableCommand {
 
     func run() throws {
         let json = try output.isJSON
-        let record = try global.withDatabase { connection in
-            try connection.withTransaction { connection in
-                let result = try connection.query(
-                    "UPDATE outbox.subscriptions SET enabled = false, disabled_reason = $2 WHERE name = $1",
-                    [name, reason])
-                guard result.rowsAffected == 1 else { throw OperatorError.noSubscription(name) }
-                return try SubscriptionRecord.load(connection, named: name)
-            }
-        }
+        let record = try SubscriptionEnableCommand.setEnabled(false, reason: reason, name: name, global: global)
         try TableOutput.printRow(SubscriptionEnableCommand.state(record), json: json)
     }
 }
