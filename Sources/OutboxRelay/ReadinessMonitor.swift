@@ -24,10 +24,12 @@ public final class ReadinessMonitor: Service, Sendable {
 
     public func run() async throws {
         defer { database.close() }
-        while !Task.isCancelledOrShuttingDown {
-            let reason = await check()
-            state.withLock { $0 = reason }
-            try? await Task.sleep(for: interval)
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let reason = await self.check()
+                self.state.withLock { $0 = reason }
+                try await Task.sleep(for: self.interval)
+            }
         }
     }
 
@@ -42,9 +44,4 @@ public final class ReadinessMonitor: Service, Sendable {
         }
         return isListening() ? nil : "notification listener is not connected"
     }
-}
-
-extension Task where Success == Never, Failure == Never {
-    /// True once the task is cancelled or its service group shuts down.
-    static var isCancelledOrShuttingDown: Bool { isCancelled || isShuttingDownGracefully }
 }

@@ -81,7 +81,9 @@ struct RunCommand: AsyncParsableCommand {
             onListening: { port in logger.info("admin port listening", metadata: ["address": "\(configuration.adminListen.host):\(port)"]) })
         let pruner = RetentionPruner(target: configuration.database, retention: configuration.retention, logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: relay), .init(service: readiness), .init(service: admin), .init(service: pruner)],
+            // Shut down last to first: the relay stops claiming the moment SIGTERM
+            // arrives, and the admin port answers until it has drained.
+            services: [.init(service: admin), .init(service: readiness), .init(service: pruner), .init(service: relay)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
