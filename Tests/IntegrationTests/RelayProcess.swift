@@ -14,6 +14,8 @@ final class RelayProcess: Sendable {
     private let logURL: URL
     /// Guards the `Process`, which is not Sendable; every access goes through the lock.
     private let process: Mutex<Process>
+    /// How it ended, once reaped (a child can be reaped only once).
+    private let finished = Mutex<RelayExit?>(nil)
 
     /// Settings every test relay gets unless `environment` overrides them.
     static let defaults: [String: String] = [
@@ -59,15 +61,15 @@ final class RelayProcess: Sendable {
 
     deinit {
         process.withLock { process in
-            if process.isRunning {
+            if finished.withLock({ $0 == nil }) && !ChildProcessExit.hasExited(process) {
                 Foundation.kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                _ = ChildProcessExit.wait(for: process, timeout: .seconds(10))
             }
         }
         try? FileManager.default.removeItem(at: logURL)
     }
 
-    var isRunning: Bool { process.withLock { $0.isRunning } }
+    var isRunning: Bool { exitIfFinished() == nil }
 
     /// Everything the relay printed so far.
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
@@ -116,8 +118,12 @@ final class RelayProcess: Sendable {
 
     private func exitIfFinished() -> RelayExit? {
         process.withLock { process in
-            guard !process.isRunning else { return nil }
-            return RelayExit(signaled: process.terminationReason == .uncaughtSignal, code: process.terminationStatus)
+            finished.withLock { finished in
+                if finished == nil, let outcome = ChildProcessExit.outcome(of: process) {
+                    finished = RelayExit(signaled: outcome.signaled, code: outcome.code)
+                }
+                return finished
+            }
         }
     }
 
