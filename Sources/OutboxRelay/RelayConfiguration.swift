@@ -47,6 +47,9 @@ public struct RelayConfiguration: Sendable {
         try require(retrySchedule.intervals.allSatisfy { $0 > .zero }, "every OUTBOX_RETRY_SCHEDULE interval must be positive")
         try require(shutdownGracePeriod >= .zero, "the shutdown grace period must not be negative")
         try require(retention >= .zero, "OUTBOX_RETENTION must not be negative")
+        if let caBundlePath {
+            try require(FileManager.default.isReadableFile(atPath: caBundlePath), "OUTBOX_CA_BUNDLE \(caBundlePath) is not a readable file")
+        }
         try require(breaker.failureThreshold > 0, "OUTBOX_BREAKER_FAILURES must be positive")
         try require(breaker.cooldown > .zero, "OUTBOX_BREAKER_COOLDOWN must be positive")
         try require(breaker.maxCooldown >= breaker.cooldown, "OUTBOX_BREAKER_MAX_COOLDOWN must be at least OUTBOX_BREAKER_COOLDOWN")
@@ -68,6 +71,7 @@ public struct RelayConfiguration: Sendable {
             "retention=\(DurationText.format(retention))",
             "allow_private_networks=\(allowPrivateNetworks)",
             "admin_listen=\(adminListen)",
+            "ca_bundle=\(caBundlePath ?? "system")",
         ].joined(separator: " ")
     }
 }

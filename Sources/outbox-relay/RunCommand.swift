@@ -51,6 +51,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Prune succeeded deliveries, their attempts and finished events after this (env OUTBOX_RETENTION; default 7d).")
     var retention: String?
 
+    @Option(name: .customLong("ca-bundle"), help: "PEM file of CA certificates to trust for https endpoints instead of the system's (env OUTBOX_CA_BUNDLE). Verification is always on.")
+    var caBundle: String?
+
     @Option(name: .customLong("admin-listen"), help: "host:port of /healthz, /readyz and /metrics (env OUTBOX_ADMIN_LISTEN; default 0.0.0.0:9090).")
     var adminListen: String?
 
@@ -111,6 +114,7 @@ struct RunCommand: AsyncParsableCommand {
         if let value = try duration(breakerMaxCooldown, "OUTBOX_BREAKER_MAX_COOLDOWN", "breaker-max-cooldown") { configuration.breaker.maxCooldown = value }
         if let value = try duration(disableAfter, "OUTBOX_DISABLE_AFTER", "disable-after") { configuration.breaker.disableAfter = value }
         if let value = try duration(retention, "OUTBOX_RETENTION", "retention") { configuration.retention = value }
+        configuration.caBundlePath = EnvironmentSetting.value(caBundle, "OUTBOX_CA_BUNDLE")
         if let value = try EnvironmentSetting.parse(adminListen, "OUTBOX_ADMIN_LISTEN", option: "admin-listen", ListenAddress.init(parsing:)) {
             configuration.adminListen = value
         }

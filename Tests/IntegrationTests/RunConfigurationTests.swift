@@ -17,6 +17,8 @@ struct RunConfigurationTests {
         (["OUTBOX_ALLOW_PRIVATE_NETWORKS": "maybe"], "OUTBOX_ALLOW_PRIVATE_NETWORKS: \"maybe\" is not true or false"),
         (["OUTBOX_LOG_LEVEL": "loud"], "OUTBOX_LOG_LEVEL: \"loud\" is not a log level"),
         (["OUTBOX_BREAKER_COOLDOWN": "1m", "OUTBOX_BREAKER_MAX_COOLDOWN": "10s"], "OUTBOX_BREAKER_MAX_COOLDOWN must be at least"),
+        (["OUTBOX_CA_BUNDLE": "/nonexistent/ca.pem"], "OUTBOX_CA_BUNDLE /nonexistent/ca.pem is not a readable file"),
+        (["OUTBOX_RETENTION": "-1d"], "OUTBOX_RETENTION: \"-1d\" is negative"),
     ])
     func badSettingsStopTheStart(environment: [String: String], message: String) async throws {
         let run = try await runProgram(
