@@ -11,11 +11,12 @@ struct CrashRecoveryTests {
         let database = try TestDatabase()
         let receiver = try TestReceiver()
         let sql = try database.connect()
-        let path = "/sleep/50/crash"
+        let path = "/sleep/100/crash"
         try ProcessTestSQL.subscribe(sql, name: "crash", url: receiver.url(path))
         let expected = try ProcessTestSQL.publish(sql, count: 1_000)
 
-        // 20 in flight at 50 ms each: about 2.5 s of work, so the kill lands mid-way.
+        // 20 in flight at 100 ms each: about 5 s of work, so the kill lands mid-way
+        // even on a loaded machine.
         let first = try RelayProcess(database: database, environment: ["OUTBOX_MAX_IN_FLIGHT": "20"])
         try await waitForArrivals(count: 100, on: receiver, relays: [first], timeout: .seconds(30))
         await first.kill()

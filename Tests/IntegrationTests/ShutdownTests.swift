@@ -11,15 +11,16 @@ struct ShutdownTests {
         let database = try TestDatabase()
         let receiver = try TestReceiver()
         let sql = try database.connect()
-        let path = "/sleep/20/drain"
+        let path = "/sleep/50/drain"
         try ProcessTestSQL.subscribe(sql, name: "drain", url: receiver.url(path))
-        let expected = try ProcessTestSQL.publish(sql, count: 2_000)
+        let expected = try ProcessTestSQL.publish(sql, count: 1_000)
 
-        // 10 in flight at 20 ms each: about 4 s of work, so SIGTERM lands mid-way.
+        // 10 in flight at 50 ms each: about 5 s of work, so SIGTERM lands mid-way
+        // even on a loaded machine.
         let first = try RelayProcess(database: database, environment: [
             "OUTBOX_SHUTDOWN_GRACE": "5s", "OUTBOX_MAX_IN_FLIGHT": "10",
         ])
-        try await waitForArrivals(count: 200, on: receiver, relays: [first], timeout: .seconds(30))
+        try await waitForArrivals(count: 100, on: receiver, relays: [first], timeout: .seconds(30))
         // Exit 0 within the grace period (5 s) plus 5 s.
         #expect(try await first.terminate(within: .seconds(10)) == .success, "\(first.logTail())")
         #expect(try ProcessTestSQL.deliveries(sql, where: "status = 'delivering' AND lease_expires_at IS NULL") == 0)
@@ -32,7 +33,7 @@ struct ShutdownTests {
         let tally = try await waitForDeliveries(
             of: expected, at: path, on: receiver, relays: [second], timeout: .seconds(60))
         #expect(tally.missing.isEmpty)
-        // 20 ms requests finish well within the 5 s grace, so each was recorded once.
+        // 50 ms requests finish well within the 5 s grace, so each was recorded once.
         #expect(tally.duplicates == 0, "\(tally)")
         let succeeded = try await ProcessTestSQL.waitForDeliveries(
             sql, where: "status = 'succeeded'", count: expected.count, timeout: .seconds(20))
