@@ -90,7 +90,8 @@ struct HTTPDeliveryEngineTests {
 
         #expect(response.statusCode == nil)
         #expect(response.error == "timed out after 300ms")
-        #expect(response.duration >= .milliseconds(300))
+        // libcurl's timer has millisecond granularity and its own clock: allow it to fire a hair early.
+        #expect(response.duration >= .milliseconds(290))
         #expect(response.duration < .seconds(30))
     }
 
