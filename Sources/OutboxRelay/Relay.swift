@@ -215,8 +215,7 @@ public final class Relay: Service, Sendable {
             do {
                 let changes = try await store.record(batch, breaker: configuration.breaker)
                 health.succeeded()
-                logOutcomes(batch)
-                logEndpointChanges(changes, names: batch)
+                logger.logStateChanges(of: batch, endpoints: changes)
                 RelayMetrics.recordOutcomes(batch)
                 let held = state.withLock { state in
                     for verdict in batch { state.claimed[verdict.deliveryID] = nil }
@@ -243,36 +242,6 @@ public final class Relay: Service, Sendable {
     }
 
     private static let recordBatchLimit = 2_000
-
-    private func logOutcomes(_ batch: [AttemptVerdict]) {
-        for verdict in batch where verdict.outcome == .dead {
-            logger.warning("delivery is dead: retries exhausted", metadata: [
-                "delivery_id": "\(verdict.deliveryID)", "subscription_id": "\(verdict.subscriptionID)",
-                "error": "\(verdict.error ?? "")",
-            ])
-        }
-        for subscriptionID in Set(batch.filter(\.endpointGone).map(\.subscriptionID)) {
-            logger.warning("subscription disabled: its endpoint answered 410 Gone", metadata: ["subscription_id": "\(subscriptionID)"])
-        }
-    }
-
-    private func logEndpointChanges(_ changes: [EndpointChange], names batch: [AttemptVerdict]) {
-        guard !changes.isEmpty else { return }
-        let names = Dictionary(batch.map { ($0.subscriptionID, $0.subscriptionName) }, uniquingKeysWith: { first, _ in first })
-        for change in changes {
-            let metadata: Logger.Metadata = [
-                "subscription": "\(names[change.subscriptionID] ?? String(change.subscriptionID))",
-                "circuit_state": "\(change.circuitState)", "previous_circuit_state": "\(change.previousCircuitState)",
-            ]
-            if change.disabled {
-                logger.warning("subscription disabled: its endpoint kept failing for the disable period", metadata: metadata)
-            } else if change.circuitState == "open" {
-                logger.warning("circuit opened: endpoint paused after consecutive failures", metadata: metadata)
-            } else if change.circuitState == "closed" {
-                logger.notice("circuit closed: endpoint recovered", metadata: metadata)
-            }
-        }
-    }
 
     // MARK: - Shutdown
 
@@ -341,36 +310,5 @@ public final class Relay: Service, Sendable {
                 health.failed(error)
             }
         }
-    }
-}
-
-/// Logs a database outage once when it starts and once when it ends, and says
-/// how long to wait before the next try.
-struct DatabaseHealth {
-    let logger: Logger
-    let activity: String
-    private var failures = 0
-
-    init(logger: Logger, activity: String) {
-        self.logger = logger
-        self.activity = activity
-    }
-
-    /// 100 ms, doubling per failure, at most 5 s.
-    var backoff: Duration { .milliseconds(min(5_000, 100 << min(failures, 6))) }
-
-    mutating func failed(_ error: any Error) {
-        RelayMetrics.databaseError(activity: activity)
-        if failures == 0 {
-            logger.error("database error while \(activity); retrying", metadata: ["error": "\(error)"])
-        }
-        failures += 1
-    }
-
-    mutating func succeeded() {
-        if failures > 0 {
-            logger.notice("database reachable again; \(activity) resumed", metadata: ["failed_tries": "\(failures)"])
-        }
-        failures = 0
     }
 }
