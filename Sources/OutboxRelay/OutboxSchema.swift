@@ -12,6 +12,7 @@ public enum OutboxSchema {
         migration(4, "views", PackageResources._004_views_sql),
         migration(5, "relay", PackageResources._005_relay_sql),
         migration(6, "retention", PackageResources._006_retention_sql),
+        migration(7, "api_tokens", PackageResources._007_api_tokens_sql),
     ]
 
     /// The file name a migration came from, e.g. `0002_validation.sql`.

@@ -57,6 +57,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("admin-listen"), help: "host:port of /healthz, /readyz and /metrics (env OUTBOX_ADMIN_LISTEN; default 0.0.0.0:9090).")
     var adminListen: String?
 
+    @Option(name: .customLong("api-listen"), help: "host:port of the JSON admin API (env OUTBOX_API_LISTEN; off when unset).")
+    var apiListen: String?
+
     @Option(name: .customLong("allow-private-networks"), help: "true to allow loopback/private targets (env OUTBOX_ALLOW_PRIVATE_NETWORKS; default false).")
     var allowPrivateNetworks: String?
 
@@ -82,11 +85,18 @@ struct RunCommand: AsyncParsableCommand {
         let admin = AdminServer.make(
             address: configuration.adminListen, readiness: readiness, registry: registry, logger: logger,
             onListening: { port in logger.info("admin port listening", metadata: ["address": "\(configuration.adminListen.host):\(port)"]) })
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: admin)]
+        if let apiAddress = try EnvironmentSetting.parse(apiListen, "OUTBOX_API_LISTEN", option: "api-listen", ListenAddress.init(parsing:)) {
+            let api = APIServer.make(
+                address: apiAddress, database: configuration.database, logger: logger,
+                onListening: { port in logger.info("admin API listening", metadata: ["address": "\(apiAddress.host):\(port)"]) })
+            services.append(.init(service: api))
+        }
         let pruner = RetentionPruner(target: configuration.database, retention: configuration.retention, logger: logger)
         let group = ServiceGroup(configuration: .init(
             // Shut down last to first: the relay stops claiming the moment SIGTERM
             // arrives, and the admin port answers until it has drained.
-            services: [.init(service: admin), .init(service: readiness), .init(service: pruner), .init(service: relay)],
+            services: services + [.init(service: readiness), .init(service: pruner), .init(service: relay)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
