@@ -18,7 +18,7 @@ def test_probes_point_at_the_admin_port(scenario):
     name, docs = scenario
     for workload, spec in relay_specs(docs):
         relay = relay_container(spec)
-        ports = {p["name"]: p["containerPort"] for p in relay["ports"]}
+        ports = {p["name"]: p["containerPort"] for p in relay["ports"] if p["name"] != "api"}
         assert len(ports) == 1, f"{name}: {workload} relay ports {ports}"
         (port_name, port_number), = ports.items()
         assert relay["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port_name}, name
@@ -44,7 +44,10 @@ def test_changing_the_admin_port_moves_listener_port_and_service_together():
 def test_service_exposes_the_admin_port_by_name():
     docs = render(CHART, (ALL_VALUES,))
     service = one(docs, "Service")
-    assert service["spec"]["ports"] == [{"name": "admin", "port": 9191, "targetPort": "admin", "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "admin", "port": 9191, "targetPort": "admin", "protocol": "TCP"},
+        {"name": "api", "port": 8181, "targetPort": "api", "protocol": "TCP"},
+    ]
     deployment = one(docs, "Deployment")
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["selector"] == selector
@@ -57,3 +60,14 @@ def test_sidecar_readiness_probe_can_be_left_out():
     relay = relay_container(one(docs, "Deployment")["spec"]["template"]["spec"])
     assert "readinessProbe" not in relay
     assert relay["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_the_admin_api_is_off_unless_enabled():
+    docs = render(CHART)
+    assert "OUTBOX_API_LISTEN" not in one(docs, "ConfigMap")["data"]
+    assert [p["name"] for p in one(docs, "Service")["spec"]["ports"]] == ["admin"]
+    docs = render(CHART, (ALL_VALUES,))
+    relay = relay_container(one(docs, "Deployment")["spec"]["template"]["spec"])
+    assert {"name": "api", "containerPort": 8181, "protocol": "TCP"} in relay["ports"]
+    assert one(docs, "ConfigMap")["data"]["OUTBOX_API_LISTEN"] == "0.0.0.0:8181"
+    assert one(docs, "ConfigMap")["data"]["OUTBOX_CA_BUNDLE"] == "/etc/outbox-relay/ca/ca.pem"

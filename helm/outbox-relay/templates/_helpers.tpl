@@ -121,6 +121,12 @@ OUTBOX_RETENTION: {{ .Values.config.retention | quote }}
 OUTBOX_ALLOW_PRIVATE_NETWORKS: {{ .Values.config.allowPrivateNetworks | toString | quote }}
 OUTBOX_LOG_FORMAT: {{ .Values.config.logFormat | quote }}
 OUTBOX_LOG_LEVEL: {{ .Values.config.logLevel | quote }}
+{{- with .Values.config.caBundle }}
+OUTBOX_CA_BUNDLE: {{ . | quote }}
+{{- end }}
+{{- if .Values.api.enabled }}
+OUTBOX_API_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.api.port) | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* The env entry of the database URL: always a secretKeyRef, never a value. */}}
@@ -164,6 +170,11 @@ The relay container. Called with a dict:
     - name: {{ .portName }}
       containerPort: {{ $values.admin.port }}
       protocol: TCP
+    {{- if $values.api.enabled }}
+    - name: api
+      containerPort: {{ $values.api.port }}
+      protocol: TCP
+    {{- end }}
   {{- if .configMap }}
   envFrom:
     - configMapRef:
