@@ -17,7 +17,7 @@ public final class ReadinessMonitor: Service, Sendable {
 
     /// `isListening` tells whether the relay's LISTEN connection is up.
     public init(target: ConnectionTarget, interval: Duration = .seconds(2), isListening: @escaping @Sendable () -> Bool) {
-        database = DatabaseClient(target: target, name: "readiness")
+        database = DatabaseClient(target: target, name: "readiness", statementDeadline: .seconds(5))
         self.interval = interval
         self.isListening = isListening
     }

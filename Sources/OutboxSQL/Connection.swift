@@ -24,8 +24,13 @@ public struct PreparedStatement: Sendable, Hashable {
 /// It notices a dropped connection and `ensureConnected()` re-establishes it.
 public final class Connection {
     public let target: ConnectionTarget
-    private var handle: OpaquePointer?
-    private var preparedNames: Set<String> = []
+    /// The longest wait for the answer to one statement; nil waits as long as it
+    /// takes (migrations). A statement unanswered in time closes the connection and
+    /// throws `.connectionLost`, so a server or network gone silent never hangs the
+    /// caller; the next `ensureConnected()` opens a new one.
+    public var statementDeadline: Duration?
+    var handle: OpaquePointer?
+    var preparedNames: Set<String> = []
 
     /// Opens a connection; throws `.connectionFailed` with a redacted reason.
     public init(_ target: ConnectionTarget) throws {
@@ -68,6 +73,8 @@ public final class Connection {
         // Server notices ("schema already exists, skipping") are not errors; libpq
         // would print them on stderr.
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
+        // Non-blocking: sending never waits on the socket without a deadline (StatementExchange.swift).
+        PQsetnonblocking(connection, 1)
         handle = connection
         preparedNames = []
         try execute("SET DateStyle = ISO; SET TimeZone = 'UTC'; SET IntervalStyle = postgres")
@@ -104,31 +111,31 @@ public final class Connection {
     /// Runs one statement with bind parameters and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> QueryResult {
-        let handle = try liveHandle()
-        let result = withCStrings(parameters.map(\.postgresText)) { values in
-            PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        try exchange { handle in
+            withCStrings(parameters.map(\.postgresText)) { values in
+                PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+            }
         }
-        return try check(result)
     }
 
     /// Runs a prepared statement, preparing it first on this connection if needed.
     @discardableResult
     public func query(_ statement: PreparedStatement, _ parameters: [any PostgresEncodable] = []) throws -> QueryResult {
-        let handle = try liveHandle()
         if !preparedNames.contains(statement.name) {
-            _ = try check(PQprepare(handle, statement.name, statement.sql, 0, nil))
+            _ = try exchange { handle in PQsendPrepare(handle, statement.name, statement.sql, 0, nil) }
             preparedNames.insert(statement.name)
         }
-        let result = withCStrings(parameters.map(\.postgresText)) { values in
-            PQexecPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0)
+        return try exchange { handle in
+            withCStrings(parameters.map(\.postgresText)) { values in
+                PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0)
+            }
         }
-        return try check(result)
     }
 
     /// Runs SQL text that may hold several statements and no parameters
     /// (migration files, `SET`, `LISTEN`).
     public func execute(_ sql: String) throws {
-        _ = try check(PQexec(try liveHandle(), sql))
+        _ = try exchange { handle in PQsendQuery(handle, sql) }
     }
 
     /// Runs `body` in a transaction: commits when it returns, rolls back when it throws.
@@ -168,14 +175,14 @@ public final class Connection {
     /// The server's process id for this session (for `pg_terminate_backend`).
     public var backendPID: Int32 { handle.map { PQbackendPID($0) } ?? 0 }
 
-    private func liveHandle() throws -> OpaquePointer {
+    func liveHandle() throws -> OpaquePointer {
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             throw PostgresError(code: .connectionLost, message: "the connection to PostgreSQL is closed")
         }
         return handle
     }
 
-    private func check(_ result: OpaquePointer?) throws -> QueryResult {
+    func check(_ result: OpaquePointer?) throws -> QueryResult {
         let status = result.map { PQresultStatus($0) } ?? PGRES_FATAL_ERROR
         switch status {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:

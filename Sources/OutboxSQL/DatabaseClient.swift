@@ -17,7 +17,11 @@ public final class DatabaseClient: @unchecked Sendable {
     private var connection: Connection?
 
     /// `name` labels the thread (visible in debuggers and `top -H`).
-    public init(target: ConnectionTarget, name: String) {
+    private let statementDeadline: Duration?
+
+    /// `statementDeadline` bounds each statement (see `Connection.statementDeadline`).
+    public init(target: ConnectionTarget, name: String, statementDeadline: Duration? = .seconds(30)) {
+        self.statementDeadline = statementDeadline
         self.target = target
         self.name = name
     }
@@ -53,6 +57,7 @@ public final class DatabaseClient: @unchecked Sendable {
             return connection
         }
         let opened = try Connection(target)
+        opened.statementDeadline = statementDeadline
         connection = opened
         return opened
     }

@@ -89,6 +89,7 @@ public final class NotificationListener: Sendable {
         while !isStopped {
             do {
                 let connection = try Connection(target)
+                connection.statementDeadline = Self.pingDeadline
                 for channel in channels {
                     try connection.execute("LISTEN \"\(channel.replacingOccurrences(of: "\"", with: "\"\""))\"")
                 }
@@ -115,9 +116,15 @@ public final class NotificationListener: Sendable {
                 pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
             ]
-            let ready = poll(&descriptors, 2, -1)
+            let ready = poll(&descriptors, 2, Self.quietMilliseconds)
             if ready < 0 && errno == EINTR { continue }
             if descriptors[1].revents != 0 || isStopped { return }
+            if ready == 0 {
+                // Quiet for a while: make sure the server is still there. A silent
+                // network would otherwise keep this connection "up" forever.
+                try connection.query("SELECT 1")
+                continue
+            }
             if descriptors[0].revents != 0 {
                 for notification in try connection.takeNotifications() {
                     continuation.yield(.notification(notification))
@@ -125,6 +132,11 @@ public final class NotificationListener: Sendable {
             }
         }
     }
+
+    /// After this long without traffic the listener pings the server...
+    private static let quietMilliseconds: Int32 = 30_000
+    /// ... and gives up on the connection if the ping is not answered in this time.
+    private static let pingDeadline = Duration.seconds(10)
 
     /// Sleeps on the wake-up pipe; true when woken by `stop()`.
     private func waitForWake(timeout: Duration) -> Bool {
