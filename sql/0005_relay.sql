@@ -296,13 +296,21 @@ END
 $$;
 
 -- A live relay extends the leases of everything it has in flight.
+-- Rows the recorder holds right now are skipped: they are being finished, and
+-- waiting for them (or they for us) could deadlock.
 CREATE OR REPLACE FUNCTION outbox.renew_leases(owner text, lease interval) RETURNS integer
 LANGUAGE sql VOLATILE AS $$
-    WITH renewed AS (
-        UPDATE outbox.deliveries AS d
-        SET lease_expires_at = now() + lease
+    WITH held AS (
+        SELECT d.id
+        FROM outbox.deliveries AS d
         WHERE d.status = 'delivering'
           AND d.lease_owner = renew_leases.owner
+        FOR UPDATE SKIP LOCKED
+    ),
+    renewed AS (
+        UPDATE outbox.deliveries AS d
+        SET lease_expires_at = now() + lease
+        WHERE d.id = ANY (ARRAY(SELECT held.id FROM held))
         RETURNING 1
     )
     SELECT count(*)::integer FROM renewed
@@ -312,14 +320,20 @@ $$;
 -- charged an attempt.
 CREATE OR REPLACE FUNCTION outbox.rescue_expired_leases() RETURNS integer
 LANGUAGE sql VOLATILE AS $$
-    WITH rescued AS (
+    WITH expired AS (
+        SELECT d.id
+        FROM outbox.deliveries AS d
+        WHERE d.status = 'delivering'
+          AND d.lease_expires_at < now()
+        FOR UPDATE SKIP LOCKED
+    ),
+    rescued AS (
         UPDATE outbox.deliveries AS d
         SET status = 'pending',
             next_attempt_at = now(),
             lease_owner = NULL,
             lease_expires_at = NULL
-        WHERE d.status = 'delivering'
-          AND d.lease_expires_at < now()
+        WHERE d.id = ANY (ARRAY(SELECT expired.id FROM expired))
         RETURNING 1
     )
     SELECT count(*)::integer FROM rescued
