@@ -154,6 +154,10 @@ BEGIN
 END
 $$;
 
+-- Planned once per call on a possibly large backlog: JIT compilation would cost
+-- more than the claim itself (about 10 ms per call seen at 150k pending rows).
+ALTER FUNCTION outbox.claim_deliveries(integer, integer, text, interval) SET jit = off;
+
 -- Record a batch of attempts: one outbox.attempts row each, and the delivery's
 -- new state. `outcomes` are 'succeeded', 'retry' (pending again at
 -- next_attempt_at) or 'dead'. A delivery whose lease this owner no longer holds

@@ -136,13 +136,14 @@ public final class Relay: Service, Sendable {
             let (stop, held) = state.withLock { ($0.stopClaiming, $0.claimed.count) }
             if stop { return }
             let room = configuration.maxOutstanding - held
-            var claimedAny = false
+            var mayHaveMore = false
             if room > 0 {
                 do {
-                    let claimed = try await store.claim(
-                        batchSize: min(configuration.claimBatchSize, room), defaultMaxInFlight: configuration.maxInFlight)
+                    let batchSize = min(configuration.claimBatchSize, room)
+                    let claimed = try await store.claim(batchSize: batchSize, defaultMaxInFlight: configuration.maxInFlight)
                     health.succeeded()
-                    claimedAny = !claimed.isEmpty
+                    // A short batch took everything due: wait for a wake-up instead of asking again.
+                    mayHaveMore = claimed.count >= batchSize
                     send(claimed, through: engine)
                 } catch {
                     health.failed(error)
@@ -150,7 +151,7 @@ public final class Relay: Service, Sendable {
                     continue
                 }
             }
-            if !claimedAny { await claimWake.wait(upTo: configuration.pollInterval) }
+            if !mayHaveMore { await claimWake.wait(upTo: configuration.pollInterval) }
         }
     }
 
