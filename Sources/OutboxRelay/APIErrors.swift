@@ -41,7 +41,8 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
             case "22021", "22P05":
                 // PostgreSQL text cannot hold NUL (\u0000) characters.
                 return .badRequest("strings may not contain NUL (\\u0000) characters")
-            case "23514", "23502", _ where state.hasPrefix("22"):
+            case "23514", "23502",
+                 _ where state.hasPrefix("22"):
                 // check_violation, not_null_violation and data exceptions: the values were refused.
                 return APIError(.unprocessableContent, "invalid", error.message)
             case "23505", "55000":
