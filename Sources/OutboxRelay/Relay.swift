@@ -136,14 +136,13 @@ public final class Relay: Service, Sendable {
             let (stop, held) = state.withLock { ($0.stopClaiming, $0.claimed.count) }
             if stop { return }
             let room = configuration.maxOutstanding - held
-            var mayHaveMore = false
+            var claimedAny = false
             if room > 0 {
                 do {
-                    let batchSize = min(configuration.claimBatchSize, room)
-                    let claimed = try await store.claim(batchSize: batchSize, defaultMaxInFlight: configuration.maxInFlight)
+                    let claimed = try await store.claim(
+                        batchSize: min(configuration.claimBatchSize, room), defaultMaxInFlight: configuration.maxInFlight)
                     health.succeeded()
-                    // A short batch took everything due: wait for a wake-up instead of asking again.
-                    mayHaveMore = claimed.count >= batchSize
+                    claimedAny = !claimed.isEmpty
                     send(claimed, through: engine)
                 } catch {
                     health.failed(error)
@@ -151,7 +150,7 @@ public final class Relay: Service, Sendable {
                     continue
                 }
             }
-            if !mayHaveMore { await claimWake.wait(upTo: configuration.pollInterval) }
+            if !claimedAny { await claimWake.wait(upTo: configuration.pollInterval) }
         }
     }
 
