@@ -114,10 +114,10 @@ struct RunCommand: AsyncParsableCommand {
         if let value = try duration(pollInterval, "OUTBOX_POLL_INTERVAL", "poll-interval") { configuration.pollInterval = value }
         if let value = try duration(lease, "OUTBOX_LEASE", "lease") { configuration.lease = value }
         if let value = try duration(shutdownGrace, "OUTBOX_SHUTDOWN_GRACE", "shutdown-grace") { configuration.shutdownGracePeriod = value }
-        if let value = try EnvironmentSetting.parse(maxInFlight, "OUTBOX_MAX_IN_FLIGHT", option: "max-in-flight", Self.positiveInteger) {
+        if let value = try EnvironmentSetting.parse(maxInFlight, "OUTBOX_MAX_IN_FLIGHT", option: "max-in-flight", OperatorInput.positiveInteger) {
             configuration.maxInFlight = value
         }
-        if let value = try EnvironmentSetting.parse(breakerFailures, "OUTBOX_BREAKER_FAILURES", option: "breaker-failures", Self.positiveInteger) {
+        if let value = try EnvironmentSetting.parse(breakerFailures, "OUTBOX_BREAKER_FAILURES", option: "breaker-failures", OperatorInput.positiveInteger) {
             configuration.breaker.failureThreshold = value
         }
         if let value = try duration(breakerCooldown, "OUTBOX_BREAKER_COOLDOWN", "breaker-cooldown") { configuration.breaker.cooldown = value }
@@ -128,7 +128,7 @@ struct RunCommand: AsyncParsableCommand {
         if let value = try EnvironmentSetting.parse(adminListen, "OUTBOX_ADMIN_LISTEN", option: "admin-listen", ListenAddress.init(parsing:)) {
             configuration.adminListen = value
         }
-        if let value = try EnvironmentSetting.parse(allowPrivateNetworks, "OUTBOX_ALLOW_PRIVATE_NETWORKS", option: "allow-private-networks", Self.boolean) {
+        if let value = try EnvironmentSetting.parse(allowPrivateNetworks, "OUTBOX_ALLOW_PRIVATE_NETWORKS", option: "allow-private-networks", OperatorInput.boolean) {
             configuration.allowPrivateNetworks = value
         }
         do {
@@ -137,20 +137,5 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         return configuration
-    }
-
-    private static func positiveInteger(_ text: String) throws -> Int {
-        guard let value = Int(text), value > 0 else {
-            throw ConfigurationError(message: "\"\(text)\" is not a positive whole number")
-        }
-        return value
-    }
-
-    private static func boolean(_ text: String) throws -> Bool {
-        switch text.lowercased() {
-        case "true", "1", "yes", "on": return true
-        case "false", "0", "no", "off": return false
-        default: throw ConfigurationError(message: "\"\(text)\" is not true or false")
-        }
     }
 }
