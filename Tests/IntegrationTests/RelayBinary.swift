@@ -68,8 +68,7 @@ private func runProgramBlocking(
 /// The `outbox-relay` executable built next to the test bundle.
 enum RelayBinary {
     /// The package's root directory (where Package.swift is).
-    static let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let packageRoot = repositoryRoot
 
     /// The binary: `OUTBOX_RELAY_BINARY` if set, else the build directory holding the
     /// running test bundle, else `.build/debug`. Throws when it is not built.

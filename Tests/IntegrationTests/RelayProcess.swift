@@ -37,7 +37,7 @@ final class RelayProcess: Sendable {
             .appendingPathComponent("outbox-relay-\(UUID().uuidString).log")
         try Data().write(to: logURL)
         let process = Process()
-        process.executableURL = try Self.binary()
+        process.executableURL = try RelayBinary.url()
         process.arguments = ["run"]
         process.environment = ProcessInfo.processInfo.environment
             .merging(Self.defaults) { $1 }
@@ -125,26 +125,6 @@ final class RelayProcess: Sendable {
                 return finished
             }
         }
-    }
-
-    /// `outbox-relay` in the build directory that holds the running test bundle.
-    static func binary() throws -> URL {
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        // Linux runs `…/debug/<package>PackageTests.xctest`; macOS a file inside the bundle.
-        while directory.path.contains(".xctest"), directory.path != "/" {
-            directory = directory.deletingLastPathComponent()
-        }
-        let packageRoot = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let candidates = [
-            directory.appendingPathComponent("outbox-relay"),
-            packageRoot.appendingPathComponent(".build/debug/outbox-relay"),
-        ]
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw RelayProcessError(
-                "the outbox-relay binary is not built (looked at \(candidates.map(\.path).joined(separator: ", "))): run `swift build` first")
-        }
-        return found
     }
 }
 

@@ -279,9 +279,7 @@ private final class EngineTestServer {
     /// `tls` serves HTTPS with that certificate and key (PEM files).
     init(tls: (certificate: String, key: String)? = nil) throws {
         scheme = tls == nil ? "http" : "https"
-        let script = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/testing/engine_test_server.py")
+        let script = repositoryRoot.appendingPathComponent("scripts/testing/engine_test_server.py")
         let output = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", script.path] + (tls.map { ["--tls", $0.certificate, $0.key] } ?? [])

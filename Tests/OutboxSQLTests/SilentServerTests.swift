@@ -63,13 +63,12 @@ private final class FaultProxy {
     private let directory: URL
 
     init(upstreamPort: Int) throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-proxy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let portFile = directory.appendingPathComponent("ports")
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
-            "python3", root.appendingPathComponent("scripts/drill/fault_proxy.py").path,
+            "python3", repositoryRoot.appendingPathComponent("scripts/drill/fault_proxy.py").path,
             "--upstream", "127.0.0.1:\(upstreamPort)", "--port-file", portFile.path,
         ]
         process.standardOutput = FileHandle.nullDevice

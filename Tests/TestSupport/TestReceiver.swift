@@ -47,14 +47,12 @@ public final class TestReceiver: Sendable {
     public let logURL: URL
 
     private let directory: URL
-    private let repoRoot: URL
     /// The receiver process until ``stop()`` took it; the lock makes stop safe to call
     /// from any thread, more than once.
     private let process: Mutex<Process?>
 
     /// Starts a receiver on a free port and waits (at most 10 s) until it listens.
     public init() throws {
-        let root = Self.repositoryRoot()
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("outbox-test-receiver-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -67,12 +65,12 @@ public final class TestReceiver: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
-            "python3", root.appendingPathComponent("scripts/testing/webhook_receiver.py").path,
+            "python3", repositoryRoot.appendingPathComponent("scripts/testing/webhook_receiver.py").path,
             "--port-file", portFile.path,
             "--log", logURL.path,
             "--exit-with-parent",
         ]
-        process.currentDirectoryURL = root
+        process.currentDirectoryURL = repositoryRoot
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: stderrURL)
@@ -95,7 +93,6 @@ public final class TestReceiver: Sendable {
         self.port = port
         self.logURL = logURL
         self.directory = directory
-        self.repoRoot = root
         self.process = Mutex(process)
     }
 
@@ -177,7 +174,7 @@ public final class TestReceiver: Sendable {
         expectSignatures: Int? = nil
     ) throws -> (ok: Bool, output: String) {
         var arguments = [
-            "python3", repoRoot.appendingPathComponent("scripts/testing/verify_webhooks.py").path, logURL.path,
+            "python3", repositoryRoot.appendingPathComponent("scripts/testing/verify_webhooks.py").path, logURL.path,
         ]
         for secret in secrets {
             arguments += ["--secret", secret]
@@ -249,13 +246,5 @@ public final class TestReceiver: Sendable {
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         let status = ChildProcessExit.wait(for: process, timeout: .seconds(60)) ?? -1
         return (status, String(decoding: output, as: UTF8.self))
-    }
-
-    /// The repository root, found from this file's place in it: Tests/TestSupport/TestReceiver.swift.
-    private static func repositoryRoot() -> URL {
-        URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent()  // TestSupport
-            .deletingLastPathComponent()  // Tests
-            .deletingLastPathComponent()
     }
 }
