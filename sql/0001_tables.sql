@@ -126,3 +126,14 @@ CREATE TABLE IF NOT EXISTS outbox.attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_delivery_idx
     ON outbox.attempts (delivery_id, attempt);
+
+-- Relay sessions that found nothing to claim and sleep until a NOTIFY. The
+-- fan-out trigger notifies only while one is asleep, so busy relays cost the
+-- host's commits nothing (a NOTIFY serialises commits on a global lock).
+-- Unlogged: rewritten at every busy/idle turn, and after a crash no relay is
+-- asleep anyway. Rows of ended sessions are removed by the relays' upkeep.
+CREATE UNLOGGED TABLE IF NOT EXISTS outbox.relay_sessions (
+    pid           integer PRIMARY KEY,
+    backend_start timestamptz NOT NULL,
+    asleep        boolean NOT NULL
+);

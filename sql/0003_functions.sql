@@ -5,9 +5,12 @@
 -- whose patterns match each new event. Because deliveries are created with the
 -- event, they exist if and only if the host commits, and the relay never needs
 -- to track "the highest event seen" (which skips rows committed out of order).
--- One NOTIFY per transaction at most: PostgreSQL folds identical notifications
--- (same channel, same constant payload) within a transaction. It is only a
--- wake-up hint; the relay also polls.
+-- The NOTIFY is only a wake-up hint (the relay also polls), sent only while a
+-- relay sleeps (outbox.relay_sessions): a NOTIFY makes commits queue on a global
+-- lock, and a busy relay finds the new rows on its next claim anyway. At most one
+-- per transaction: PostgreSQL folds identical notifications. The shared lock,
+-- held to commit, tells a relay about to sleep whether a publisher may have
+-- looked before it announced its sleep (outbox.prepare_to_sleep).
 CREATE OR REPLACE FUNCTION outbox.fan_out_events() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -21,7 +24,10 @@ BEGIN
      AND outbox.event_type_matches(s.event_types, e.event_type);
     GET DIAGNOSTICS created = ROW_COUNT;
     IF created > 0 THEN
-        PERFORM pg_notify('outbox_work', '');
+        PERFORM pg_advisory_xact_lock_shared(1868722809, 0);
+        IF EXISTS (SELECT 1 FROM outbox.relay_sessions AS r WHERE r.asleep) THEN
+            PERFORM pg_notify('outbox_work', '');
+        END IF;
     END IF;
     RETURN NULL;
 END

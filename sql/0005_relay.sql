@@ -112,6 +112,8 @@ BEGIN
     IF due IS NULL THEN
         RETURN;
     END IF;
+    -- A relay with work is awake: publishers stop notifying it.
+    UPDATE outbox.relay_sessions AS r SET asleep = false WHERE r.pid = pg_backend_pid() AND r.asleep;
     -- ... and move them to delivering. An id array (not a join with the CTE) keeps
     -- this an index lookup per row however large the table is.
     RETURN QUERY
@@ -297,6 +299,42 @@ BEGIN
         END IF;
     END LOOP;
 END
+$$;
+
+-- A relay that found nothing to claim announces its sleep, so publishers
+-- notify it from now on, and returns whether it may wait for that NOTIFY:
+-- `quiet` is true when no publisher holds the fan-out's shared lock, i.e. none
+-- checked for sleepers before the announcement and is yet to commit. The relay
+-- then claims once more (for what committed before) and sleeps; when not quiet
+-- it polls again soon. Call it outside a transaction block (it commits).
+CREATE OR REPLACE PROCEDURE outbox.prepare_to_sleep(INOUT quiet boolean DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE outbox.relay_sessions AS r SET asleep = true WHERE r.pid = pg_backend_pid();
+    IF NOT FOUND THEN
+        INSERT INTO outbox.relay_sessions (pid, backend_start, asleep)
+        SELECT a.pid, a.backend_start, true FROM pg_stat_get_activity(pg_backend_pid()) AS a
+        ON CONFLICT (pid) DO UPDATE SET backend_start = excluded.backend_start, asleep = true;
+    END IF;
+    COMMIT;
+    quiet := pg_try_advisory_lock(1868722809, 0);
+    IF quiet THEN
+        PERFORM pg_advisory_unlock(1868722809, 0);
+    END IF;
+END
+$$;
+
+-- Forget the sleep announcements of sessions that ended (a relay killed while
+-- asleep would otherwise keep publishers notifying).
+CREATE OR REPLACE FUNCTION outbox.forget_ended_relay_sessions() RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    WITH ended AS (
+        DELETE FROM outbox.relay_sessions AS r
+        WHERE NOT EXISTS (
+            SELECT 1 FROM pg_stat_get_activity(r.pid) AS a WHERE a.backend_start = r.backend_start)
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM ended
 $$;
 
 -- A live relay extends the leases of everything it has in flight.

@@ -23,6 +23,7 @@ public final class DeliveryStore: Sendable {
     private enum Statement {
         static let claim = PreparedStatement(
             name: "outbox_claim", sql: "SELECT * FROM outbox.claim_deliveries($1, $2, $3, $4::interval)")
+        static let prepareToSleep = PreparedStatement(name: "outbox_prepare_to_sleep", sql: "CALL outbox.prepare_to_sleep()")
         static let record = PreparedStatement(
             name: "outbox_record",
             sql: "SELECT outbox.record_attempts($1, $2::bigint[], $3::text[], $4::timestamptz[], $5::integer[], $6::text[], $7::timestamptz[], $8::double precision[], $9::text[])")
@@ -57,6 +58,16 @@ public final class DeliveryStore: Sendable {
         return try await claims.run { connection in
             try connection.query(Statement.claim, [batchSize, defaultMaxInFlight, owner, lease])
                 .rows.map(ClaimedDelivery.init(row:))
+        }
+    }
+
+    /// Announces that this relay found nothing and will sleep until a NOTIFY
+    /// (`outbox.prepare_to_sleep`). Returns whether it may: false while a
+    /// publisher that may not have seen the announcement is still committing.
+    /// The next successful claim announces it awake again.
+    public func prepareToSleep() async throws -> Bool {
+        try await claims.run { connection in
+            try connection.query(Statement.prepareToSleep)[0].decode(Bool.self, at: 0)
         }
     }
 
@@ -103,10 +114,12 @@ public final class DeliveryStore: Sendable {
         }
     }
 
-    /// Returns deliveries whose lease expired (their relay died) to pending.
+    /// Returns deliveries whose lease expired (their relay died) to pending,
+    /// and forgets the sleep announcements of relay sessions that ended.
     public func rescueExpiredLeases() async throws -> Int {
         try await upkeep.run { connection in
-            try connection.query("SELECT outbox.rescue_expired_leases()")[0].decode(Int.self, at: 0)
+            _ = try connection.query("SELECT outbox.forget_ended_relay_sessions()")
+            return try connection.query("SELECT outbox.rescue_expired_leases()")[0].decode(Int.self, at: 0)
         }
     }
 

@@ -130,29 +130,54 @@ public final class Relay: Service, Sendable {
 
     // MARK: - Claimer
 
+    /// Claims while there is work. With nothing due it announces its sleep (so
+    /// publishers start to notify), claims once more for what committed before
+    /// the announcement, and waits for a NOTIFY or the poll interval. While a
+    /// publisher that may have missed the announcement is still committing, it
+    /// re-checks soon instead, backing off up to the poll interval.
     private func claimLoop(_ engine: HTTPDeliveryEngine) async {
         var health = DatabaseHealth(logger: logger, activity: "claiming")
+        var asleep = false
+        var quiet = false
+        var recheckDelay = Self.firstRecheckDelay
         while !Task.isCancelled {
             let (stop, held) = state.withLock { ($0.stopClaiming, $0.claimed.count) }
             if stop { return }
             let room = configuration.maxOutstanding - held
-            var claimedAny = false
-            if room > 0 {
-                do {
-                    let claimed = try await store.claim(
-                        batchSize: min(configuration.claimBatchSize, room), defaultMaxInFlight: configuration.maxInFlight)
-                    health.succeeded()
-                    claimedAny = !claimed.isEmpty
+            guard room > 0 else {
+                await claimWake.wait(upTo: configuration.pollInterval)
+                continue
+            }
+            do {
+                var claimed = try await claim(room)
+                if claimed.isEmpty && !(asleep && quiet) {
+                    quiet = try await store.prepareToSleep()
+                    asleep = true
+                    claimed = try await claim(room)
+                }
+                health.succeeded()
+                if !claimed.isEmpty {
+                    asleep = false
+                    recheckDelay = Self.firstRecheckDelay
                     send(claimed, through: engine)
-                } catch {
-                    health.failed(error)
-                    await claimWake.wait(upTo: health.backoff)
                     continue
                 }
+                await claimWake.wait(upTo: quiet ? configuration.pollInterval : recheckDelay)
+                if !quiet { recheckDelay = min(recheckDelay * 2, configuration.pollInterval) }
+            } catch {
+                health.failed(error)
+                asleep = false
+                await claimWake.wait(upTo: health.backoff)
             }
-            if !claimedAny { await claimWake.wait(upTo: configuration.pollInterval) }
         }
     }
+
+    private func claim(_ room: Int) async throws -> [ClaimedDelivery] {
+        try await store.claim(
+            batchSize: min(configuration.claimBatchSize, room), defaultMaxInFlight: configuration.maxInFlight)
+    }
+
+    private static let firstRecheckDelay = Duration.milliseconds(2)
 
     private func send(_ claimed: [ClaimedDelivery], through engine: HTTPDeliveryEngine) {
         guard !claimed.isEmpty else { return }

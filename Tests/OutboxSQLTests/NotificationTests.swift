@@ -3,12 +3,6 @@ import OutboxSQL
 import TestSupport
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// LISTEN/NOTIFY: a notification from another session arrives promptly, by waiting on
 /// the socket rather than polling the server.
 @Suite(.timeLimit(.minutes(1)))
@@ -59,7 +53,7 @@ struct NotificationTests {
 
         try sender.query("SELECT pg_notify($1, $2)", [Self.channel, "hello"])
 
-        let received = try Self.waitForNotifications(on: listening, within: .seconds(1))
+        let received = try listening.waitForNotifications(upTo: .seconds(1))
         #expect(received.map(\.payload) == ["hello"])
         #expect(received.first?.senderPID == sender.backendPID)
     }
@@ -81,21 +75,7 @@ struct NotificationTests {
             _ = try transaction.query("SELECT pg_notify($1, $2)", [Self.channel, "committed"])
         }
 
-        let received = try Self.waitForNotifications(on: listening, within: .seconds(1))
+        let received = try listening.waitForNotifications(upTo: .seconds(1))
         #expect(received.map(\.payload) == ["committed"])
-    }
-
-    /// Blocks in `poll(2)` on the connection's socket until notifications arrive or the deadline passes.
-    static func waitForNotifications(on connection: Connection, within timeout: Duration) throws -> [PostgresNotification] {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let received = try connection.takeNotifications()
-            if !received.isEmpty { return received }
-            let remaining = ContinuousClock.now.duration(to: deadline)
-            guard remaining > .zero else { throw TimedOut(waitingFor: "a notification on the socket", timeout: timeout) }
-            var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
-            let milliseconds = Int32(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000) + 1
-            _ = poll(&descriptor, 1, milliseconds)
-        }
     }
 }

@@ -1166,7 +1166,11 @@ INSERT INTO public.bench_history (aid, delta) VALUES (:aid, :delta);
         if self.cfg["rounds"] > 1:
             phases += [("ceiling_again", self.phase_ceiling_again), ("w1_again", self.phase_w1_again),
                        ("w2_again", self.phase_w2_again)]
+        only = [n for n in os.environ.get("BENCH_PHASES", "").split(",") if n]  # for development: BENCH_PHASES=w3,h
         for name, phase in phases:
+            if only and name not in only:
+                self.results["skipped"].append(name)
+                continue
             if name.endswith("_again") and self.relay is not None:
                 self.results["relay_stop_after_idle"] = self.stop_relay()
             if name in ("h", "idle") and self.relay is None:

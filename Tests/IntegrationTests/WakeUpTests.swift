@@ -1,0 +1,79 @@
+import Foundation
+import OutboxRelay
+import OutboxSQL
+import Testing
+import TestSupport
+
+/// Publishers NOTIFY only while a relay sleeps (a NOTIFY makes commits queue on a
+/// global lock), and a relay sleeps only when no publisher can have missed its
+/// announcement (sql/0003 fan-out, sql/0005 outbox.prepare_to_sleep).
+@Suite(.timeLimit(.minutes(1)))
+struct WakeUpTests {
+    @Test func publishersNotifyOnlyWhileARelaySleeps() async throws {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        let listening = try database.connect()
+        try listening.execute("LISTEN outbox_work")
+        try sql.query("SELECT outbox.subscribe('wake', 'https://example.com/hook', ARRAY['*'])")
+        let store = DeliveryStore(target: database.target, owner: "wake-test", lease: .seconds(30))
+        defer { store.close() }
+
+        try publish(sql, "before-any-relay")
+        #expect(try listening.waitForNotifications(upTo: .milliseconds(300)).isEmpty, "nobody sleeps: no NOTIFY")
+
+        #expect(try await store.prepareToSleep(), "no publisher is committing: the relay may sleep")
+        #expect(try asleep(sql) == [true])
+        try publish(sql, "while-asleep")
+        #expect(try listening.waitForNotifications(upTo: .seconds(2)).count == 1, "a sleeping relay is woken")
+
+        let claimed = try await store.claim(batchSize: 10, defaultMaxInFlight: 10)
+        #expect(Set(claimed.map(\.eventID)) == ["before-any-relay", "while-asleep"])
+        #expect(try asleep(sql) == [false], "a relay that found work is awake")
+        try publish(sql, "while-busy")
+        #expect(try listening.waitForNotifications(upTo: .milliseconds(300)).isEmpty, "a busy relay is not notified")
+    }
+
+    @Test func aRelayDoesNotSleepWhileAPublisherMayHaveMissedItsAnnouncement() async throws {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        try sql.query("SELECT outbox.subscribe('wake', 'https://example.com/hook', ARRAY['*'])")
+        let store = DeliveryStore(target: database.target, owner: "wake-test", lease: .seconds(30))
+        defer { store.close() }
+
+        // This publisher looked for sleeping relays (none) and has not committed yet.
+        let publisher = try database.connect()
+        try publisher.execute("BEGIN")
+        try publish(publisher, "in-flight")
+        #expect(try await store.prepareToSleep() == false, "the publisher may commit after the relay's last look")
+        #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).isEmpty)
+
+        try publisher.execute("COMMIT")
+        #expect(try await store.prepareToSleep(), "once it committed, its work is visible to the next claim")
+        #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).map(\.eventID) == ["in-flight"])
+    }
+
+    @Test func theAnnouncementOfAnEndedRelaySessionIsForgotten() async throws {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        let departed = DeliveryStore(target: database.target, owner: "departed", lease: .seconds(30))
+        #expect(try await departed.prepareToSleep())
+        departed.close()
+        let survivor = DeliveryStore(target: database.target, owner: "survivor", lease: .seconds(30))
+        defer { survivor.close() }
+
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try !asleep(sql).isEmpty && ContinuousClock.now < deadline {
+            _ = try await survivor.rescueExpiredLeases()
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try asleep(sql).isEmpty, "publishers would go on notifying a relay that is gone")
+    }
+
+    private func publish(_ sql: Connection, _ eventID: String) throws {
+        try sql.query("SELECT outbox.publish('wake.test', '{}'::jsonb, event_id => $1)", [eventID])
+    }
+
+    private func asleep(_ sql: Connection) throws -> [Bool] {
+        try sql.query("SELECT asleep FROM outbox.relay_sessions ORDER BY pid").rows.map { try $0.decode(Bool.self, at: 0) }
+    }
+}
