@@ -12,7 +12,8 @@ $$;
 -- Event types: a letter or digit, then letters, digits and _ . : - ; at most 255 characters.
 CREATE OR REPLACE FUNCTION outbox.is_valid_event_type(event_type text) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT event_type ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$'
+    -- The length apart: a bounded repeat {0,254} makes PostgreSQL's regex engine many times slower.
+    SELECT length(event_type) <= 255 AND event_type ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'
 $$;
 
 -- Subscription patterns: '*', an exact event type, or a prefix ending in '.*'.
@@ -22,16 +23,27 @@ LANGUAGE sql IMMUTABLE AS $$
         OR (length(pattern) <= 255 AND pattern ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*(\.\*)?$')
 $$;
 
--- Does an event type match any of a subscription's patterns?
+-- Does an event type match any of a subscription's patterns? Runs in every
+-- host transaction (the fan-out), once per subscription: PL/pgSQL keeps its
+-- plan for the session, where a SQL function with a subquery is planned anew
+-- on every call (~10x slower).
 CREATE OR REPLACE FUNCTION outbox.event_type_matches(patterns text[], event_type text) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT EXISTS (
-        SELECT 1
-        FROM unnest(patterns) AS p
-        WHERE p = '*'
-           OR p = event_type
-           OR (right(p, 2) = '.*' AND starts_with(event_type, left(p, -1)))
-    )
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    pattern text;
+BEGIN
+    IF patterns IS NULL THEN
+        RETURN false;
+    END IF;
+    FOREACH pattern IN ARRAY patterns LOOP
+        IF pattern = '*'
+           OR pattern = event_type
+           OR (right(pattern, 2) = '.*' AND starts_with(event_type, left(pattern, -1))) THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
 $$;
 
 -- Extra HTTP headers (events.headers, subscriptions.headers): a JSON object of
@@ -88,7 +100,7 @@ BEGIN
         RAISE EXCEPTION 'outbox.events.event_type "%" is malformed: it must start with a letter or digit, use only letters, digits and _ . : - and be at most 255 characters', left(NEW.event_type, 300)
             USING ERRCODE = 'check_violation';
     END IF;
-    IF NEW.event_id IS NULL OR NEW.event_id !~ '^[\x21-\x7e]{1,255}$' THEN
+    IF NEW.event_id IS NULL OR octet_length(NEW.event_id) > 255 OR NEW.event_id !~ '^[\x21-\x7e]+$' THEN
         RAISE EXCEPTION 'outbox.events.event_id must be 1 to 255 printable ASCII characters without spaces (it is sent as the webhook-id header)'
             USING ERRCODE = 'check_violation';
     END IF;
