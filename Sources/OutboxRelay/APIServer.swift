@@ -5,10 +5,11 @@ import OutboxSQL
 import ServiceLifecycle
 
 /// The JSON admin API (`OUTBOX_API_LISTEN`, off unless set), described by
-/// `openapi.yaml`. Every request needs `Authorization: Bearer <token>`: a `read`
-/// token for GET, an `admin` token for writes. No CORS headers are sent.
+/// `openapi.yaml`. Every API request needs `Authorization: Bearer <token>`: a
+/// `read` token for GET, an `admin` token for writes. No CORS headers are sent.
+/// The console's static files (`/console`) are public; they hold no data.
 public enum APIServer {
-    /// A Hummingbird application serving `/api/v1/…` on `address`, as a `Service`.
+    /// A Hummingbird application serving `/api/v1/…` and `/console` on `address`, as a `Service`.
     /// `onListening` receives the bound port (useful with port 0).
     public static func make(
         address: ListenAddress,
