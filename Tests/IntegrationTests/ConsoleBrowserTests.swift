@@ -4,8 +4,8 @@ import Testing
 import TestSupport
 
 /// The console in a real headless Chromium (scripts/testing/console_browser.py):
-/// log in, find a dead delivery by event id, replay it, see it succeed; a read
-/// token sees no write buttons. With `OUTBOX_CONSOLE_SCREENSHOTS=DIR` it also
+/// log in, find a dead delivery by event id, replay it, see it succeed; disable a
+/// subscription; a read token sees no write buttons. With `OUTBOX_CONSOLE_SCREENSHOTS=DIR` it also
 /// saves `console-overview.png` and `console-delivery.png` there (docs/ holds the
 /// README's copies).
 @Suite("Console: headless browser", .timeLimit(.minutes(2)))
@@ -41,6 +41,7 @@ struct ConsoleBrowserTests {
                 var arguments = [
                     "--url", "http://127.0.0.1:\(server.port)/console",
                     "--admin-token", server.adminToken, "--read-token", server.readToken, "--event-id", eventID,
+                    "--disable", "orders",
                 ]
                 if let directory = ProcessInfo.processInfo.environment["OUTBOX_CONSOLE_SCREENSHOTS"] {
                     arguments += ["--screenshots", directory]
@@ -52,6 +53,7 @@ struct ConsoleBrowserTests {
                 print("console browser story took \(ContinuousClock.now - started)")
             }
             #expect(try server.scalar("SELECT status FROM outbox.deliveries WHERE event_id = $1", [eventID], as: String.self) == "succeeded")
+            #expect(try server.scalar("SELECT enabled FROM outbox.subscriptions WHERE name = 'orders'", as: Bool.self) == false)
             let deliveredAfterReplay = try receiver.requests().filter { $0.webhookID == eventID && $0.status == 200 }
             #expect(deliveredAfterReplay.count == 1, "the receiver got the replayed delivery once")
         }

@@ -3,12 +3,12 @@
 chromium-driver, through selenium) for Tests/IntegrationTests/ConsoleBrowserTests.swift.
 
     console_browser.py --url http://127.0.0.1:PORT/console --admin-token obx_… --read-token obx_…
-                       --event-id ID [--screenshots DIR]
+                       --event-id ID --disable NAME [--screenshots DIR]
 
 The story: log in with the admin token, find the dead delivery of event ID,
 check the attacker-controlled payload is shown as text, replay it, and see it
 succeed with a second attempt; save the overview and the delivery page when
---screenshots is given; then log in with the read token and check the write
+--screenshots is given; disable subscription --disable; then log in with the read token and check the write
 buttons are gone. Prints one line per step; exits 0 when every step held,
 1 (with the page's text) when one did not. Runs in its own process group and
 quits the browser on SIGTERM, so the test can stop everything by this PID.
@@ -88,7 +88,12 @@ class Console:
         field.clear()
         field.send_keys(event_id)
         self.click("#search")
+        # The list before the search may hold the event too: wait for the search's own answer.
+        self.until_text("main", f"Deliveries of event {event_id}:")
         self.until_text("main table", event_id)
+
+    def open_delivery(self, event_id: str) -> None:
+        self.click(f'main tr[data-event-id="{event_id}"] a')
 
     def screenshot(self, directory: str | None, name: str) -> None:
         if directory:
@@ -106,7 +111,7 @@ def story(console: Console, arguments: argparse.Namespace) -> None:
 
     console.search(arguments.event_id)
     step("found the delivery by event id")
-    console.click("main table tbody a")
+    console.open_delivery(arguments.event_id)
     console.until_text("#delivery-status", "dead")
     step("the delivery is dead")
     payload = console.text_of("pre")
@@ -124,10 +129,15 @@ def story(console: Console, arguments: argparse.Namespace) -> None:
     step(f"the delivery succeeded after the replay ({len(attempts)} attempts shown)")
     console.screenshot(arguments.screenshots, "console-delivery.png")
 
+    console.click('#nav a[href="#/subscriptions"]')
+    console.click(f'main tr[data-name="{arguments.disable}"] button')
+    console.until_text(f'main tr[data-name="{arguments.disable}"]', "Enable")
+    step(f"disabled subscription {arguments.disable}")
+
     console.log_out()
     console.log_in(arguments.read_token)
     console.search(arguments.event_id)
-    console.click("main table tbody a")
+    console.open_delivery(arguments.event_id)
     console.until_text("#delivery-status", "succeeded")
     if console.driver.find_elements(By.ID, "replay"):
         raise AssertionError("a read-only token sees the replay button")
@@ -142,6 +152,7 @@ def main() -> int:
     parser.add_argument("--admin-token", required=True)
     parser.add_argument("--read-token", required=True)
     parser.add_argument("--event-id", required=True)
+    parser.add_argument("--disable", required=True, help="a subscription to disable on the subscriptions page")
     parser.add_argument("--screenshots")
     arguments = parser.parse_args()
 

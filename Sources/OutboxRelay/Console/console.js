@@ -202,7 +202,7 @@ function subscriptionsPage() {
     const rows = list.subscriptions.map((s) => {
       const h = health.get(s.name) || {};
       const name = encodeURIComponent(s.name);
-      return el("tr", {},
+      return el("tr", { "data-name": s.name },
         el("td", {}, s.name), el("td", { class: "wrap" }, s.url),
         el("td", {}, s.enabled ? "yes" : el("span", { class: "bad", title: s.disabled_reason || "" }, "no")),
         el("td", {}, circuit(h.circuit_state || "closed")), el("td", {}, number(h.consecutive_failures)),
@@ -226,7 +226,7 @@ function subscriptionsPage() {
 }
 
 function deliveryRows(deliveries, withReplay) {
-  return deliveries.map((d) => el("tr", {},
+  return deliveries.map((d) => el("tr", { "data-event-id": d.event_id },
     el("td", {}, deliveryLink(d.id)), el("td", { class: "wrap" }, d.event_id), el("td", {}, d.subscription), el("td", {}, d.event_type),
     el("td", {}, status(d.status)), el("td", {}, number(d.attempts)), el("td", {}, d.last_status_code ?? "–"),
     el("td", { class: "wrap" }, d.last_error ?? ""), el("td", {}, time(d.completed_at || d.created_at)),
