@@ -37,7 +37,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
-            resources: [.embedInCode("Migrations")]
+            resources: [.embedInCode("Migrations"), .embedInCode("Console")]
         ),
         .executableTarget(
             name: "outbox-relay",

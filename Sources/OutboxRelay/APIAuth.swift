@@ -42,8 +42,8 @@ public enum APIToken {
 struct APIAuthenticator: Sendable {
     let database: DatabaseClient
 
-    /// Returns the token's name, or throws 401 (no or unknown token) / 403 (read token on a write).
-    func authorize(_ request: Request, needs scope: APIScope) async throws -> String {
+    /// Returns the caller, or throws 401 (no or unknown token) / 403 (read token on a write).
+    func authorize(_ request: Request, needs scope: APIScope) async throws -> APICaller {
         // The scheme name is case-insensitive (RFC 9110 §11.1).
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw APIError(.unauthorized, "unauthorized", "send Authorization: Bearer <token>; `outbox-relay token create` makes one")
@@ -75,6 +75,12 @@ struct APIAuthenticator: Sendable {
         _ = try await database.run { connection in
             try connection.query("UPDATE outbox.api_tokens SET last_used_at = now() WHERE id = $1", [id]).rowsAffected
         }
-        return match.name
+        return APICaller(name: match.name, scope: match.scope == APIScope.admin.rawValue ? .admin : .read)
     }
+}
+
+/// Who sent an authorized request: the token's name and scope.
+struct APICaller: Sendable {
+    let name: String
+    let scope: APIScope
 }

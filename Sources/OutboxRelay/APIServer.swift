@@ -1,13 +1,15 @@
+import Foundation
 import Hummingbird
 import Logging
 import OutboxSQL
 import ServiceLifecycle
 
 /// The JSON admin API (`OUTBOX_API_LISTEN`, off unless set), described by
-/// `openapi.yaml`. Every request needs `Authorization: Bearer <token>`: a `read`
-/// token for GET, an `admin` token for writes. No CORS headers are sent.
+/// `openapi.yaml`. Every API request needs `Authorization: Bearer <token>`: a
+/// `read` token for GET, an `admin` token for writes. No CORS headers are sent.
+/// The console's static files (`/console`) are public; they hold no data.
 public enum APIServer {
-    /// A Hummingbird application serving `/api/v1/…` on `address`, as a `Service`.
+    /// A Hummingbird application serving `/api/v1/…` and `/console` on `address`, as a `Service`.
     /// `onListening` receives the bound port (useful with port 0).
     public static func make(
         address: ListenAddress,
@@ -22,6 +24,12 @@ public enum APIServer {
         APISubscriptions(database: database).register(on: routes)
         APIDeliveries(database: database).register(on: routes)
         APIEvents(database: database).register(on: routes)
+        APIStats(database: database).register(on: routes)
+        // Who the bearer is: the console uses it to log in and to hide what a read token may not do.
+        routes.add(.get, "/api/v1/token") { _, _, caller in
+            APIResponse.json(.ok, try JSONEncoder().encode(["name": caller.name, "scope": caller.scope.rawValue]))
+        }
+        Console.register(on: router)
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .warning)
         let application = Application(
@@ -47,6 +55,7 @@ struct APIService<Inner: Service>: Service {
 /// Registers API handlers behind authorization and JSON error mapping.
 struct APIRoutes {
     typealias Handler = @Sendable (inout Request, BasicRequestContext) async throws -> Response
+    typealias CallerHandler = @Sendable (inout Request, BasicRequestContext, APICaller) async throws -> Response
 
     let router: Router<BasicRequestContext>
     let authenticator: APIAuthenticator
@@ -54,12 +63,17 @@ struct APIRoutes {
 
     /// Adds `method path`; GET needs a read token, every other method an admin token.
     func add(_ method: HTTPRequest.Method, _ path: RouterPath, _ handler: @escaping Handler) {
+        add(method, path) { request, context, _ in try await handler(&request, context) }
+    }
+
+    /// Adds `method path` whose handler also learns who is calling.
+    func add(_ method: HTTPRequest.Method, _ path: RouterPath, _ handler: @escaping CallerHandler) {
         let authenticator = self.authenticator, logger = self.logger
         router.on(path, method: method) { request, context in
             var request = request
             do {
-                _ = try await authenticator.authorize(request, needs: method == .get ? .read : .admin)
-                return try await handler(&request, context)
+                let caller = try await authenticator.authorize(request, needs: method == .get ? .read : .admin)
+                return try await handler(&request, context, caller)
             } catch {
                 let apiError = APIError.from(error)
                 if apiError.status.code >= 500 {

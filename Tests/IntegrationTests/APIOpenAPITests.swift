@@ -32,14 +32,14 @@ struct APIOpenAPITests {
             "GET /api/v1/subscriptions/{name}", "PATCH /api/v1/subscriptions/{name}", "DELETE /api/v1/subscriptions/{name}",
             "POST /api/v1/subscriptions/{name}/rotate-secret",
             "GET /api/v1/deliveries", "GET /api/v1/deliveries/{id}", "POST /api/v1/deliveries/{id}/replay",
-            "POST /api/v1/dead-letters/replay", "POST /api/v1/events",
+            "POST /api/v1/dead-letters/replay", "POST /api/v1/events", "GET /api/v1/stats", "GET /api/v1/token",
         ])
     }
 
     @Test("the server's answers conform to openapi.yaml (schemathesis)", .timeLimit(.minutes(5)))
     func conformance() async throws {
         try await APITestServer.running { server in
-            try APIDeliveryTests.seed(server)
+            try APIStatsTests.seed(server)
             let result = try await Self.runTool("st", [
                 "run", Self.document,
                 "--url", "http://127.0.0.1:\(server.port)",
