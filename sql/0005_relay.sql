@@ -302,11 +302,14 @@ END
 $$;
 
 -- A relay that found nothing to claim announces its sleep, so publishers
--- notify it from now on, and returns whether it may wait for that NOTIFY:
--- `quiet` is true when no publisher holds the fan-out's shared lock, i.e. none
--- checked for sleepers before the announcement and is yet to commit. The relay
--- then claims once more (for what committed before) and sleeps; when not quiet
--- it polls again soon. Call it outside a transaction block (it commits).
+-- notify it from now on, and returns whether it may wait for that NOTIFY
+-- (`quiet`). It may not while a publisher holds the fan-out's shared lock (it
+-- may have looked for sleepers before the announcement and be yet to commit),
+-- nor while due work waits (another replica is claiming it, or it waits for
+-- room: max in flight, an open circuit, a rate limit). Then the announcement is
+-- withdrawn and the relay looks again soon; when quiet, it claims once more
+-- (for what committed before) and sleeps. Call it outside a transaction block
+-- (it commits).
 CREATE OR REPLACE PROCEDURE outbox.prepare_to_sleep(INOUT quiet boolean DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -320,6 +323,18 @@ BEGIN
     quiet := pg_try_advisory_lock(1868722809, 0);
     IF quiet THEN
         PERFORM pg_advisory_unlock(1868722809, 0);
+        quiet := NOT EXISTS (
+            SELECT 1
+            FROM outbox.subscriptions AS s
+            WHERE s.enabled
+              AND EXISTS (SELECT 1
+                          FROM outbox.deliveries AS d
+                          WHERE d.subscription_id = s.id
+                            AND d.status = 'pending'
+                            AND d.next_attempt_at <= now()));
+    END IF;
+    IF NOT quiet THEN
+        UPDATE outbox.relay_sessions AS r SET asleep = false WHERE r.pid = pg_backend_pid();
     END IF;
 END
 $$;

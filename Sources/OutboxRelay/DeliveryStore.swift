@@ -62,9 +62,10 @@ public final class DeliveryStore: Sendable {
     }
 
     /// Announces that this relay found nothing and will sleep until a NOTIFY
-    /// (`outbox.prepare_to_sleep`). Returns whether it may: false while a
-    /// publisher that may not have seen the announcement is still committing.
-    /// The next successful claim announces it awake again.
+    /// (`outbox.prepare_to_sleep`). Returns whether it may: false (and the
+    /// announcement withdrawn) while a publisher that may not have seen it is
+    /// still committing, or while due work waits. The next claim that finds
+    /// work announces the relay awake again.
     public func prepareToSleep() async throws -> Bool {
         try await claims.run { connection in
             try connection.query(Statement.prepareToSleep)[0].decode(Bool.self, at: 0)

@@ -132,13 +132,12 @@ public final class Relay: Service, Sendable {
 
     /// Claims while there is work. With nothing due it announces its sleep (so
     /// publishers start to notify), claims once more for what committed before
-    /// the announcement, and waits for a NOTIFY or the poll interval. While a
-    /// publisher that may have missed the announcement is still committing, it
-    /// re-checks soon instead, backing off up to the poll interval.
+    /// the announcement, and waits for a NOTIFY or the poll interval. When it may
+    /// not sleep (a publisher is mid-commit, or due work is being claimed by
+    /// another replica or waits for room) it looks again soon, backing off.
     private func claimLoop(_ engine: HTTPDeliveryEngine) async {
         var health = DatabaseHealth(logger: logger, activity: "claiming")
         var asleep = false
-        var quiet = false
         var recheckDelay = Self.firstRecheckDelay
         while !Task.isCancelled {
             let (stop, held) = state.withLock { ($0.stopClaiming, $0.claimed.count) }
@@ -150,10 +149,9 @@ public final class Relay: Service, Sendable {
             }
             do {
                 var claimed = try await claim(room)
-                if claimed.isEmpty && !(asleep && quiet) {
-                    quiet = try await store.prepareToSleep()
-                    asleep = true
-                    claimed = try await claim(room)
+                if claimed.isEmpty && !asleep {
+                    asleep = try await store.prepareToSleep()
+                    if asleep { claimed = try await claim(room) }
                 }
                 health.succeeded()
                 if !claimed.isEmpty {
@@ -162,8 +160,8 @@ public final class Relay: Service, Sendable {
                     send(claimed, through: engine)
                     continue
                 }
-                await claimWake.wait(upTo: quiet ? configuration.pollInterval : recheckDelay)
-                if !quiet { recheckDelay = min(recheckDelay * 2, configuration.pollInterval) }
+                await claimWake.wait(upTo: asleep ? configuration.pollInterval : recheckDelay)
+                if !asleep { recheckDelay = min(recheckDelay * 2, Self.longestRecheckDelay) }
             } catch {
                 health.failed(error)
                 asleep = false
@@ -178,6 +176,7 @@ public final class Relay: Service, Sendable {
     }
 
     private static let firstRecheckDelay = Duration.milliseconds(2)
+    private static let longestRecheckDelay = Duration.milliseconds(100)
 
     private func send(_ claimed: [ClaimedDelivery], through engine: HTTPDeliveryEngine) {
         guard !claimed.isEmpty else { return }

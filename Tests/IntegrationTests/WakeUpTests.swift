@@ -20,14 +20,14 @@ struct WakeUpTests {
 
         try publish(sql, "before-any-relay")
         #expect(try listening.waitForNotifications(upTo: .milliseconds(300)).isEmpty, "nobody sleeps: no NOTIFY")
+        #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).map(\.eventID) == ["before-any-relay"])
 
-        #expect(try await store.prepareToSleep(), "no publisher is committing: the relay may sleep")
+        #expect(try await store.prepareToSleep(), "nothing due, no publisher committing: the relay may sleep")
         #expect(try asleep(sql) == [true])
         try publish(sql, "while-asleep")
         #expect(try listening.waitForNotifications(upTo: .seconds(2)).count == 1, "a sleeping relay is woken")
 
-        let claimed = try await store.claim(batchSize: 10, defaultMaxInFlight: 10)
-        #expect(Set(claimed.map(\.eventID)) == ["before-any-relay", "while-asleep"])
+        #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).map(\.eventID) == ["while-asleep"])
         #expect(try asleep(sql) == [false], "a relay that found work is awake")
         try publish(sql, "while-busy")
         #expect(try listening.waitForNotifications(upTo: .milliseconds(300)).isEmpty, "a busy relay is not notified")
@@ -45,11 +45,32 @@ struct WakeUpTests {
         try publisher.execute("BEGIN")
         try publish(publisher, "in-flight")
         #expect(try await store.prepareToSleep() == false, "the publisher may commit after the relay's last look")
+        #expect(try asleep(sql) == [false], "a relay that looks again soon needs no NOTIFY")
         #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).isEmpty)
 
         try publisher.execute("COMMIT")
-        #expect(try await store.prepareToSleep(), "once it committed, its work is visible to the next claim")
         #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).map(\.eventID) == ["in-flight"])
+        #expect(try await store.prepareToSleep(), "its work was claimed, nobody is committing: the relay may sleep")
+    }
+
+    @Test func aRelayDoesNotSleepWhileAnotherReplicaClaimsDueWork() async throws {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        try sql.query("SELECT outbox.subscribe('wake', 'https://example.com/hook', ARRAY['*'])")
+        try publish(sql, "due")
+        let store = DeliveryStore(target: database.target, owner: "wake-test", lease: .seconds(30))
+        defer { store.close() }
+
+        // Another replica is in the middle of claiming this subscription (its claim lock, sql/0005).
+        let otherReplica = try database.connect()
+        try otherReplica.query(
+            "SELECT pg_advisory_lock(1868722808, (id & 2147483647)::integer) FROM outbox.subscriptions WHERE name = 'wake'")
+        #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).isEmpty)
+        #expect(try await store.prepareToSleep() == false, "due work is waiting: look again soon, the other may stop")
+
+        try otherReplica.query("SELECT pg_advisory_unlock_all()")
+        #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).map(\.eventID) == ["due"])
+        #expect(try await store.prepareToSleep(), "nothing due any more")
     }
 
     @Test func theAnnouncementOfAnEndedRelaySessionIsForgotten() async throws {
