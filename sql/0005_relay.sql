@@ -301,6 +301,44 @@ BEGIN
 END
 $$;
 
+-- The recorder's one statement per batch: the attempts and the deliveries' new
+-- state (record_attempts), the endpoints' latest results (record_endpoint_results)
+-- and the subscriptions that answered 410 Gone (disable_subscriptions). One
+-- statement is one transaction that never waits on the network midway: a
+-- connection lost during it cannot leave the deliveries' row locks held by a
+-- server session whose client is gone (found by the network drill).
+CREATE OR REPLACE FUNCTION outbox.record_results(
+    owner             text,
+    delivery_ids      bigint[],
+    outcomes          text[],
+    next_attempt_ats  timestamptz[],
+    status_codes      integer[],
+    errors            text[],
+    started_ats       timestamptz[],
+    durations_ms      double precision[],
+    excerpts          text[],
+    endpoint_ids      bigint[],
+    last_success_ats  timestamptz[],
+    trailing_failures integer[],
+    last_failure_ats  timestamptz[],
+    failure_threshold integer,
+    base_cooldown     interval,
+    max_cooldown      interval,
+    disable_after     interval,
+    gone_ids          bigint[],
+    gone_reason       text
+) RETURNS TABLE (subscription_id bigint, circuit_state text, previous_circuit_state text, disabled boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Positional parameters: the names above would clash with the result columns.
+    PERFORM outbox.record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9);
+    RETURN QUERY SELECT * FROM outbox.record_endpoint_results($10, $11, $12, $13, $14, $15, $16, $17);
+    IF cardinality($18) > 0 THEN
+        PERFORM outbox.disable_subscriptions($18, $19);
+    END IF;
+END
+$$;
+
 -- A relay that found nothing to claim announces its sleep, so publishers
 -- notify it from now on, and returns whether it may wait for that NOTIFY
 -- (`quiet`). It may not while a publisher holds the fan-out's shared lock (it

@@ -26,7 +26,13 @@ public final class DeliveryStore: Sendable {
         static let prepareToSleep = PreparedStatement(name: "outbox_prepare_to_sleep", sql: "CALL outbox.prepare_to_sleep()")
         static let record = PreparedStatement(
             name: "outbox_record",
-            sql: "SELECT outbox.record_attempts($1, $2::bigint[], $3::text[], $4::timestamptz[], $5::integer[], $6::text[], $7::timestamptz[], $8::double precision[], $9::text[])")
+            sql: """
+                SELECT * FROM outbox.record_results(
+                    $1, $2::bigint[], $3::text[], $4::timestamptz[], $5::integer[], $6::text[], $7::timestamptz[],
+                    $8::double precision[], $9::text[],
+                    $10::bigint[], $11::timestamptz[], $12::integer[], $13::timestamptz[], $14, $15::interval, $16::interval,
+                    $17::interval, $18::bigint[], $19)
+                """)
         static let backlog = PreparedStatement(
             name: "outbox_backlog",
             sql: """
@@ -43,12 +49,6 @@ public final class DeliveryStore: Sendable {
                     WHERE d.subscription_id = s.id
                       AND d.status = 'pending'
                 ) AS p ON true
-                """)
-        static let endpointResults = PreparedStatement(
-            name: "outbox_endpoint_results",
-            sql: """
-                SELECT * FROM outbox.record_endpoint_results(
-                    $1::bigint[], $2::timestamptz[], $3::integer[], $4::timestamptz[], $5, $6::interval, $7::interval, $8::interval)
                 """)
     }
 
@@ -72,16 +72,18 @@ public final class DeliveryStore: Sendable {
         }
     }
 
-    /// Records judged attempts, the endpoints' latest results and 410 disables,
-    /// in one transaction.
-    /// Returns the endpoints whose circuit changed or that were disabled.
+    /// Records judged attempts, the endpoints' latest results and 410 disables in
+    /// one statement (`outbox.record_results`), so no transaction stays open
+    /// across round trips. Returns the endpoints whose circuit changed or that
+    /// were disabled.
     @discardableResult
     public func record(_ verdicts: [AttemptVerdict], breaker: CircuitBreakerSettings) async throws -> [EndpointChange] {
         guard !verdicts.isEmpty else { return [] }
         let owner = owner
         let endpoints = EndpointResults(verdicts)
         let gone = Array(Set(verdicts.filter(\.endpointGone).map(\.subscriptionID)))
-        return try await records.transaction { connection in
+        let goneReason = "endpoint answered 410 Gone at \(Date().postgresText ?? "")"
+        return try await records.run { connection in
             try connection.query(Statement.record, [
                 owner,
                 verdicts.map(\.deliveryID),
@@ -92,17 +94,10 @@ public final class DeliveryStore: Sendable {
                 verdicts.map(\.startedAt),
                 verdicts.map(\.durationMilliseconds),
                 verdicts.map(\.responseExcerpt),
-            ])
-            let changes = try connection.query(Statement.endpointResults, [
                 endpoints.subscriptionIDs, endpoints.lastSuccessAt, endpoints.trailingFailures, endpoints.lastFailureAt,
                 breaker.failureThreshold, breaker.cooldown, breaker.maxCooldown, breaker.disableAfter,
+                gone, goneReason,
             ]).rows.map(EndpointChange.init(row:))
-            if !gone.isEmpty {
-                try connection.query(
-                    "SELECT outbox.disable_subscriptions($1::bigint[], $2)",
-                    [gone, "endpoint answered 410 Gone at \(Date().postgresText ?? "")"])
-            }
-            return changes
         }
     }
 

@@ -12,7 +12,7 @@ import Synchronization
 ///   and hands them to the HTTP engine; without a wake-up it polls;
 /// - the **HTTP engine** (its own thread, libcurl multi) sends them and reports
 ///   responses, which are judged at once (`AttemptVerdict`) and queued;
-/// - the **recorder** writes queued verdicts in batches (`outbox.record_attempts`);
+/// - the **recorder** writes queued verdicts in batches (`outbox.record_results`);
 /// - **upkeep** renews this process's leases and rescues expired ones.
 ///
 /// On graceful shutdown (SIGTERM) it stops claiming, lets requests in flight

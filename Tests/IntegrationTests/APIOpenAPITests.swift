@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `openapi.yaml` is a valid OpenAPI 3.1 document, and the running server answers
 /// as it says (schemathesis, bounded: a few examples per operation).
@@ -9,7 +10,7 @@ struct APIOpenAPITests {
 
     @Test("openapi.yaml is a valid OpenAPI 3.1 document describing every endpoint")
     func validDocument() async throws {
-        let result = try await Self.runTool("python3", [
+        let result = try await ToolRun.run(["python3",
             "-c",
             """
             import sys
@@ -24,7 +25,7 @@ struct APIOpenAPITests {
                         print(method.upper(), path)
             """,
             Self.document,
-        ])
+        ], timeout: .seconds(60))
         #expect(result.status == 0, "\(result.output)")
         let operations = Set(result.output.split(separator: "\n").map(String.init))
         #expect(operations == [
@@ -40,7 +41,7 @@ struct APIOpenAPITests {
     func conformance() async throws {
         try await APITestServer.running { server in
             try APIStatsTests.seed(server)
-            let result = try await Self.runTool("st", [
+            let result = try await ToolRun.run(["st",
                 "run", Self.document,
                 "--url", "http://127.0.0.1:\(server.port)",
                 "--header", "Authorization: Bearer \(server.adminToken)",
@@ -51,38 +52,9 @@ struct APIOpenAPITests {
                 "--workers", "1",
                 "--seed", "1",
                 "--no-color",
-            ])
+            ], in: FileManager.default.temporaryDirectory,  // schemathesis keeps a cache (.schemathesis/) there, not in the tree
+               environment: ["NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"], timeout: .seconds(240))
             #expect(result.status == 0, "schemathesis found problems:\n\(result.output.suffix(8000))")
         }
-    }
-
-    /// Runs a tool to completion without blocking the cooperative pool; output is stdout and stderr together.
-    static func runTool(_ tool: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("api-tool-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        let handle = try FileHandle(forWritingTo: output)
-        defer { try? handle.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + arguments
-        // schemathesis keeps a cache (.schemathesis/) in its working directory: not in the source tree.
-        process.currentDirectoryURL = FileManager.default.temporaryDirectory
-        process.standardOutput = handle
-        process.standardError = handle
-        var environment = ProcessInfo.processInfo.environment
-        environment["NO_COLOR"] = "1"
-        environment["SCHEMATHESIS_TELEMETRY"] = "false"
-        process.environment = environment
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
-        }
-        return (status, String(decoding: try Data(contentsOf: output), as: UTF8.self))
     }
 }

@@ -47,7 +47,8 @@ struct ConsoleBrowserTests {
                     arguments += ["--screenshots", directory]
                 }
                 let started = ContinuousClock.now
-                let result = try await BrowserScript.run(arguments, timeout: .seconds(60))
+                let script = repositoryRoot.appendingPathComponent("scripts/testing/console_browser.py").path
+                let result = try await ToolRun.run(["python3", script] + arguments, timeout: .seconds(60))
                 #expect(result.status == 0, "the browser story failed:\n\(result.output)")
                 #expect(result.output.contains("the delivery succeeded after the replay"), "\(result.output)")
                 print("console browser story took \(ContinuousClock.now - started)")
@@ -57,40 +58,5 @@ struct ConsoleBrowserTests {
             let deliveredAfterReplay = try receiver.requests().filter { $0.webhookID == eventID && $0.status == 200 }
             #expect(deliveredAfterReplay.count == 1, "the receiver got the replayed delivery once")
         }
-    }
-}
-
-/// Runs scripts/testing/console_browser.py, stopping its process group (the
-/// script, chromedriver and chromium) by its id if it overruns `timeout`.
-enum BrowserScript {
-    static func run(_ arguments: [String], timeout: Duration) async throws -> (status: Int32, output: String) {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("console-browser-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        let handle = try FileHandle(forWritingTo: output)
-        defer { try? handle.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", repositoryRoot.appendingPathComponent("scripts/testing/console_browser.py").path] + arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        // Waiting blocks, so it gets its own thread rather than one of the cooperative pool's.
-        let status: Int32 = await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                if let status = ChildProcessExit.wait(for: process, timeout: timeout) {
-                    return continuation.resume(returning: status)
-                }
-                // The script made itself a process-group leader; its id is the group's.
-                kill(-process.processIdentifier, SIGTERM)
-                if let status = ChildProcessExit.wait(for: process, timeout: .seconds(5)) {
-                    return continuation.resume(returning: status)
-                }
-                kill(-process.processIdentifier, SIGKILL)
-                continuation.resume(returning: ChildProcessExit.wait(for: process) ?? -1)
-            }
-        }
-        return (status, String(decoding: try Data(contentsOf: output), as: UTF8.self) + "\n(exit status \(status))")
     }
 }

@@ -704,7 +704,7 @@ end
         self.ceiling_sql = self.work / "claim_record.sql"
         n = ":n::integer"
         self.ceiling_sql.write_text(f"""-- The relay's hot path (sql/0005_relay.sql): claim a batch, then record every
--- attempt as a 204 success with the endpoint results, in the relay's two transactions.
+-- attempt as a 204 success with the endpoint results, in the relay's two statements.
 -- Two clients: one claims while the other records. A claim that finds nothing
 -- (the other client holds the subscription's claim lock) waits 0.5 ms instead of
 -- spinning, as the relay waits for a wake-up.
@@ -713,13 +713,11 @@ SELECT coalesce(array_agg(delivery_id), '{{}}') AS ids, count(*) AS n, coalesce(
 \\if :n = 0
 \\sleep 500 us
 \\else
-BEGIN;
-SELECT outbox.record_attempts('bench-ceiling', :ids::bigint[], array_fill('succeeded'::text, ARRAY[{n}]),
+SELECT * FROM outbox.record_results('bench-ceiling', :ids::bigint[], array_fill('succeeded'::text, ARRAY[{n}]),
     array_fill(NULL::timestamptz, ARRAY[{n}]), array_fill(204, ARRAY[{n}]), array_fill(NULL::text, ARRAY[{n}]),
-    array_fill(now(), ARRAY[{n}]), array_fill(1.0::double precision, ARRAY[{n}]), array_fill(NULL::text, ARRAY[{n}]));
-SELECT * FROM outbox.record_endpoint_results(ARRAY[:sub::bigint], ARRAY[now()], ARRAY[0], ARRAY[NULL::timestamptz],
-    10, interval '30 seconds', interval '10 minutes', interval '5 days');
-COMMIT;
+    array_fill(now(), ARRAY[{n}]), array_fill(1.0::double precision, ARRAY[{n}]), array_fill(NULL::text, ARRAY[{n}]),
+    ARRAY[:sub::bigint], ARRAY[now()], ARRAY[0], ARRAY[NULL::timestamptz],
+    10, interval '30 seconds', interval '10 minutes', interval '5 days', '{{}}'::bigint[], '');
 \\endif
 """)
 
@@ -834,7 +832,7 @@ COMMIT;
         self._ceiling_scripts()
         result: dict = {
             "method": ("HTTP: wrk -t1 -c100 keep-alive, webhook-sized POST; DB: pgbench -c2 -M prepared looping "
-                       "claim_deliveries(200) then record_attempts + record_endpoint_results (two transactions, like "
+                       "claim_deliveries(200) then record_results (two statements, like "
                        "the relay; jit off; each run on a fresh, vacuumed backlog); combined: both at once, wrk throttled (Lua delay) to about the DB's rate, "
                        "min of the two; each number is the best of its runs (noise only slows things down)"),
             "body_bytes": self.ceiling_body_bytes, "seconds_per_run": self.cfg["ceiling_seconds"],
