@@ -75,7 +75,7 @@ struct MigrationTests {
     @Test func fourReplicasMigratingAtOnceLeaveOneSchema() async throws {
         let database = try TestDatabase(migrated: false)
 
-        let runs = try await withThrowingTaskGroup(of: ProgramRun.self) { group in
+        let runs = try await withThrowingTaskGroup(of: ToolRun.self) { group in
             for _ in 0..<4 {
                 group.addTask { try await RelayBinary.run(["migrate"], databaseURL: database.conninfo) }
             }
@@ -211,7 +211,8 @@ enum PostgresTools {
     static func applyWithPsql(_ files: [URL], to database: TestDatabase) async throws {
         var arguments = ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--dbname=\(database.conninfo)"]
         arguments += files.map { "--file=\($0.path)" }
-        let run = try await runProgram(try url("psql"), arguments, environment: ["PGOPTIONS": "-c client_min_messages=warning"])
+        let run = try await ToolRun.run(
+            [try url("psql").path] + arguments, environment: ["PGOPTIONS": "-c client_min_messages=warning"], timeout: .seconds(120))
         guard run.status == 0 else {
             throw ProgramError(description: "psql exited \(run.status):\n\(run.output)")
         }
@@ -220,8 +221,8 @@ enum PostgresTools {
     /// `pg_dump --schema-only --schema=outbox`, without outbox.schema_migrations (only
     /// the migrate path has it) and without what differs from one database to another.
     static func schemaDump(of database: TestDatabase) async throws -> [String] {
-        let run = try await runProgram(
-            try url("pg_dump"), ["--schema-only", "--schema=outbox", "--dbname=\(database.conninfo)"])
+        let run = try await ToolRun.run(
+            [try url("pg_dump").path, "--schema-only", "--schema=outbox", "--dbname=\(database.conninfo)"], timeout: .seconds(120))
         guard run.status == 0 else {
             throw ProgramError(description: "pg_dump exited \(run.status):\n\(run.output)")
         }

@@ -120,7 +120,7 @@ struct DedicatedPostgres: Sendable {
     }
 
     static func start() async throws -> DedicatedPostgres {
-        let run = try await CommandRun.run(["/bin/bash", script, "start"], environment: ["OUTBOX_DEV_PG_FAST": "1"], timeout: .seconds(60))
+        let run = try await ToolRun.run(["/bin/bash", script, "start"], environment: ["OUTBOX_DEV_PG_FAST": "1"], timeout: .seconds(60))
         var exports: [String: String] = [:]
         for line in run.output.split(separator: "\n") where line.hasPrefix("export ") {
             let assignment = line.dropFirst("export ".count)
@@ -158,7 +158,7 @@ struct DedicatedPostgres: Sendable {
         // Never without a directory: the script would then stop the shared test server.
         guard !directory.isEmpty, directory != ProcessInfo.processInfo.environment["OUTBOX_DEV_PG_DIR"] else { return }
         do {
-            let run = try await CommandRun.run(["/bin/bash", Self.script, "stop", directory], timeout: .seconds(60))
+            let run = try await ToolRun.run(["/bin/bash", Self.script, "stop", directory], timeout: .seconds(60))
             if !run.succeeded { Issue.record("scripts/dev-postgres stop \(directory) failed: \(run.output)") }
         } catch {
             Issue.record("scripts/dev-postgres stop \(directory): \(error)")
@@ -170,7 +170,7 @@ struct DedicatedPostgres: Sendable {
     private func pgCtl(_ arguments: [String]) async throws {
         let pgCtl = "\(Self.binDirectory)/pg_ctl"
         let command = getuid() == 0 ? ["runuser", "-u", "postgres", "--", pgCtl] + arguments : [pgCtl] + arguments
-        let run = try await CommandRun.run(["/bin/bash", "-c", "cd /tmp && exec \"$@\"", "pg_ctl"] + command, timeout: .seconds(60))
+        let run = try await ToolRun.run(["/bin/bash", "-c", "cd /tmp && exec \"$@\"", "pg_ctl"] + command, timeout: .seconds(60))
         guard run.succeeded else {
             let log = (try? String(contentsOfFile: "\(directory)/server.log", encoding: .utf8)) ?? ""
             throw RelayProcessError("pg_ctl \(arguments.last ?? "") failed (status \(run.status)): \(run.output)\nserver log ends:\n\(log.suffix(2000))")
@@ -182,86 +182,3 @@ struct DedicatedPostgres: Sendable {
 
 /// A command run to completion by the readiness test's server steps.
 ///
-/// Spawned with `posix_spawn` and reaped with `waitpid`, not with Foundation's
-/// `Process` (nor `runProgram`, which uses it): on Linux, `Process` learns of a child's
-/// exit when a socket it hands the child is closed, and a server the command starts in
-/// the background (`pg_ctl start`) inherits that socket, so the command would look
-/// alive, a zombie, for as long as the server runs. Here output goes to a temporary
-/// file and the child inherits no other descriptor; it gets an empty signal mask and
-/// default handlers (a test's threads block SIGTERM); and it is killed after
-/// `timeout`, even while the test is being cancelled, so the server is always stopped.
-struct CommandRun: Sendable {
-    let status: Int32
-    let output: String
-    /// True when the command was killed for outliving its timeout.
-    let timedOut: Bool
-
-    var succeeded: Bool { status == 0 && !timedOut }
-
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Duration) async throws -> CommandRun {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Result { try runBlocking(arguments, environment: environment, timeout: timeout) })
-            }
-            thread.name = "readiness-command"
-            thread.start()
-        }
-    }
-
-    private static func runBlocking(_ arguments: [String], environment: [String: String], timeout: Duration) throws -> CommandRun {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-command-\(UUID().uuidString).log").path
-        defer { unlink(outputPath) }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else of the test process: a server started in the background would
-        // otherwise hold its sockets, e.g. the ones Foundation watches for its children's exits.
-        // (glibc ignores a descriptor closed meanwhile.)
-        let inherited = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
-        for descriptor in inherited where descriptor > 2 {
-            posix_spawn_file_actions_addclose(&actions, descriptor)
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGPIPE] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = variables.map { strdup($0) } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
-        guard spawned == 0 else {
-            throw RelayProcessError("could not start \(arguments[0]): \(String(describing: strerror(spawned).map { String(cString: $0) }))")
-        }
-
-        var status: Int32 = 0
-        var timedOut = false
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if ContinuousClock.now >= deadline {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                timedOut = true
-                break
-            }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        // An exit status, or 128 + the signal that ended it.
-        let code = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-        return CommandRun(status: code, output: output, timedOut: timedOut)
-    }
-}

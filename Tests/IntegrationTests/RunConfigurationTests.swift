@@ -21,8 +21,8 @@ struct RunConfigurationTests {
         (["OUTBOX_RETENTION": "-1d"], "OUTBOX_RETENTION: \"-1d\" is negative"),
     ])
     func badSettingsStopTheStart(environment: [String: String], message: String) async throws {
-        let run = try await runProgram(
-            try RelayBinary.url(), ["run"],
+        let run = try await ToolRun.run(
+            [try RelayBinary.url().path, "run"],
             environment: environment.merging(["OUTBOX_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"]) { $1 },
             timeout: .seconds(20))
         #expect(run.status != 0)
@@ -31,8 +31,8 @@ struct RunConfigurationTests {
     }
 
     @Test func aFlagWinsOverItsVariableAndIsNamedInTheError() async throws {
-        let run = try await runProgram(
-            try RelayBinary.url(), ["run", "--timeout", "soon"],
+        let run = try await ToolRun.run(
+            [try RelayBinary.url().path, "run", "--timeout", "soon"],
             environment: ["OUTBOX_TIMEOUT": "5s", "OUTBOX_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"],
             timeout: .seconds(20))
         #expect(run.status != 0)
@@ -40,8 +40,8 @@ struct RunConfigurationTests {
     }
 
     @Test func anUnreachableDatabaseIsReportedWithoutItsPassword() async throws {
-        let run = try await runProgram(
-            try RelayBinary.url(), ["run"],
+        let run = try await ToolRun.run(
+            [try RelayBinary.url().path, "run"],
             environment: ["OUTBOX_DATABASE_URL": "postgresql://relay:s3cret-pw@127.0.0.1:1/outbox", "OUTBOX_LOG_FORMAT": "json"],
             timeout: .seconds(20))
         #expect(run.status != 0)
@@ -51,8 +51,8 @@ struct RunConfigurationTests {
 
     @Test func anUnmigratedDatabaseIsRefusedUntilMigrated() async throws {
         let database = try TestDatabase(migrated: false)
-        let run = try await runProgram(
-            try RelayBinary.url(), ["run"], environment: ["OUTBOX_DATABASE_URL": database.conninfo], timeout: .seconds(20))
+        let run = try await ToolRun.run(
+            [try RelayBinary.url().path, "run"], environment: ["OUTBOX_DATABASE_URL": database.conninfo], timeout: .seconds(20))
         #expect(run.status != 0)
         #expect(run.output.contains("schema is not current"), "\(run.output)")
         #expect(run.output.contains("outbox-relay migrate"))

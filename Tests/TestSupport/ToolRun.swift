@@ -6,47 +6,95 @@ import Glibc
 import Darwin
 #endif
 
-/// Runs a tool (a Python script, schemathesis, the browser story) to completion
-/// without blocking the cooperative pool; its stdout and stderr come back
-/// together. Past `timeout` it is stopped, SIGTERM then SIGKILL, as a process
-/// group when it leads one (so a browser it started goes with it).
-public enum ToolRun {
+/// A program run by a test to completion: a tool (psql, schemathesis, a Python
+/// script, the relay's CLI in a configuration test) or a server's control script.
+///
+/// Spawned with `posix_spawnp` and reaped with `waitpid` on a thread of its own, not
+/// with Foundation's `Process`: on Linux, `Process` learns of a child's exit when a
+/// socket it hands the child is closed, and a server the command starts in the
+/// background (`pg_ctl start`) inherits that socket, so the command would look alive
+/// for as long as the server runs. Here stdout and stderr go together to a temporary
+/// file and the child inherits no other descriptor; it gets an empty signal mask and
+/// default handlers (a test's threads block SIGTERM). Past `timeout` it is stopped,
+/// SIGTERM then SIGKILL, as a process group when it leads one (so a browser it
+/// started goes with it), even while the test is being cancelled.
+public struct ToolRun: Sendable {
+    /// The exit status, or 128 + the signal that ended it.
+    public let status: Int32
+    /// Standard output and standard error, interleaved as written.
+    public let output: String
+    /// True when it was stopped for outliving its timeout.
+    public let timedOut: Bool
+
+    public var succeeded: Bool { status == 0 && !timedOut }
+
+    /// Runs `arguments` (the first is looked up on `PATH`) in `directory`, with
+    /// `environment` added to this process's.
     public static func run(
-        _ arguments: [String], in directory: URL? = nil, environment extra: [String: String] = [:], timeout: Duration
-    ) async throws -> (status: Int32, output: String) {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("tool-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        let handle = try FileHandle(forWritingTo: output)
-        defer { try? handle.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        process.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        // Waiting blocks, so it gets its own thread rather than one of the cooperative pool's.
-        let status: Int32 = await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                if let status = ChildProcessExit.wait(for: process, timeout: timeout) {
-                    return continuation.resume(returning: status)
-                }
-                stop(process, with: SIGTERM)
-                if let status = ChildProcessExit.wait(for: process, timeout: .seconds(5)) {
-                    return continuation.resume(returning: status)
-                }
-                stop(process, with: SIGKILL)
-                continuation.resume(returning: ChildProcessExit.wait(for: process) ?? -1)
+        _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:], timeout: Duration
+    ) async throws -> ToolRun {
+        let command = directory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0.path] + arguments } ?? arguments
+        return try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result { try runBlocking(command, environment: environment, timeout: timeout) })
             }
+            thread.name = "test-tool-\(arguments.first ?? "")"
+            thread.start()
         }
-        return (status, String(decoding: try Data(contentsOf: output), as: UTF8.self))
     }
 
-    private static func stop(_ process: Process, with signal: Int32) {
-        let pid = process.processIdentifier
-        if kill(-pid, signal) != 0 { kill(pid, signal) }
+    private static func runBlocking(_ arguments: [String], environment: [String: String], timeout: Duration) throws -> ToolRun {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-tool-\(UUID().uuidString).log").path
+        defer { unlink(outputPath) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of the test process (glibc ignores a descriptor closed meanwhile).
+        let inherited = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
+        for descriptor in inherited where descriptor > 2 {
+            posix_spawn_file_actions_addclose(&actions, descriptor)
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGPIPE] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = variables.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+        guard spawned == 0 else {
+            throw TestDatabaseError("could not start \(arguments[0]): \(String(cString: strerror(spawned)))")
+        }
+
+        var status: Int32 = 0
+        var timedOut = false
+        var deadline = ContinuousClock.now.advanced(by: timeout)
+        var signals = [SIGTERM, SIGKILL]
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if ContinuousClock.now >= deadline, let signal = signals.first {
+                signals.removeFirst()
+                timedOut = true
+                if kill(-pid, signal) != 0 { kill(pid, signal) }
+                deadline = ContinuousClock.now.advanced(by: .seconds(5))
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let code = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return ToolRun(status: code, output: output, timedOut: timedOut)
     }
 }
