@@ -111,6 +111,8 @@ CREATE TRIGGER subscriptions_wake
     EXECUTE FUNCTION outbox.wake_relay();
 
 -- Publish an event from SQL, inside the caller's transaction; returns its event_id.
+-- PL/pgSQL keeps the INSERT's plan for the session (a SQL function would plan it
+-- on every call, in every host transaction).
 CREATE OR REPLACE FUNCTION outbox.publish(
     event_type   text,
     payload      jsonb,
@@ -118,10 +120,15 @@ CREATE OR REPLACE FUNCTION outbox.publish(
     headers      jsonb DEFAULT NULL,
     event_id     text DEFAULT NULL
 ) RETURNS text
-LANGUAGE sql AS $$
-    INSERT INTO outbox.events (event_type, payload, ordering_key, headers, event_id)
+LANGUAGE plpgsql AS $$
+DECLARE
+    published text;
+BEGIN
+    INSERT INTO outbox.events AS e (event_type, payload, ordering_key, headers, event_id)
     VALUES ($1, $2, $3, $4, coalesce($5, gen_random_uuid()::text))
-    RETURNING event_id
+    RETURNING e.event_id INTO published;
+    RETURN published;
+END
 $$;
 
 -- A new Standard Webhooks secret: whsec_ + base64 of 32 bytes from two random
