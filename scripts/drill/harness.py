@@ -376,6 +376,9 @@ class Drill:
         return self.pg
 
     def __exit__(self, *exc) -> None:
+        # The drill's time limit (run.py's SIGALRM) must not cut the teardown short and
+        # leave servers running; the teardown is bounded by its own grace periods.
+        signal.alarm(0)
         self.procs.stop_all()
         if self.pg:
             self.pg.stop()
