@@ -185,3 +185,37 @@ BEGIN
     PERFORM pg_notify('outbox_work', '');
 END
 $$;
+
+-- Replay one batch of dead letters: the first `batch_size` after id `after`,
+-- optionally of one subscription and completed in [since, until). Returns the
+-- replayed ids in order; callers loop with the last one as the next `after`,
+-- each batch its own transaction so locks stay short. The id cursor visits each
+-- delivery once, so one that dies again meanwhile is not replayed twice.
+CREATE OR REPLACE FUNCTION outbox.replay_dead_letters(
+    after           bigint,
+    batch_size      integer,
+    subscription_id bigint DEFAULT NULL,
+    since           timestamptz DEFAULT NULL,
+    until           timestamptz DEFAULT NULL
+) RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    replayed_id bigint;
+BEGIN
+    FOR replayed_id IN
+        SELECT d.id
+        FROM outbox.deliveries AS d
+        WHERE d.status = 'dead'
+          AND d.id > replay_dead_letters.after
+          AND (replay_dead_letters.subscription_id IS NULL OR d.subscription_id = replay_dead_letters.subscription_id)
+          AND (replay_dead_letters.since IS NULL OR d.completed_at >= replay_dead_letters.since)
+          AND (replay_dead_letters.until IS NULL OR d.completed_at < replay_dead_letters.until)
+        ORDER BY d.id
+        LIMIT replay_dead_letters.batch_size
+        FOR UPDATE OF d SKIP LOCKED
+    LOOP
+        PERFORM outbox.replay(replayed_id);
+        RETURN NEXT replayed_id;
+    END LOOP;
+END
+$$;

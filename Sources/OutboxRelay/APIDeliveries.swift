@@ -79,37 +79,18 @@ struct APIDeliveries: Sendable {
             let subscription = try body.string("subscription")
             let since = try body.string("since").map { try APIQuery.parseTimestamp($0, field: "since") }
             let until = try body.string("until").map { try APIQuery.parseTimestamp($0, field: "until") }
-            if let subscription {
-                let exists = try await database.run { connection in
-                    try connection.query("SELECT 1 FROM outbox.subscriptions WHERE name = $1", [subscription]).count
-                }
-                guard exists == 1 else { throw APISubscriptions.noSubscription(subscription) }
-            }
+            let subscriptionID: Int64? = if let subscription { try await APISubscriptions.id(named: subscription, database) } else { nil }
             // Batches of 500, each its own statement, so locks stay short.
             var replayed = 0, after: Int64 = 0
             while true {
                 let from = after
                 let ids = try await database.run { connection in
-                    try connection.query("""
-                        WITH batch AS (
-                            SELECT d.id
-                            FROM outbox.deliveries AS d
-                            LEFT JOIN outbox.subscriptions AS s ON s.id = d.subscription_id
-                            WHERE d.status = 'dead'
-                              AND d.id > $1
-                              AND ($2::text IS NULL OR s.name = $2)
-                              AND ($3::timestamptz IS NULL OR d.completed_at >= $3)
-                              AND ($4::timestamptz IS NULL OR d.completed_at < $4)
-                            ORDER BY d.id
-                            LIMIT 500
-                            FOR UPDATE OF d SKIP LOCKED
-                        )
-                        SELECT batch.id, outbox.replay(batch.id)
-                        FROM batch
-                        """, [from, subscription, since, until]).rows.map { try $0.decode(Int64.self, at: 0) }
+                    try connection.query(
+                        "SELECT outbox.replay_dead_letters($1, 500, $2, $3, $4)", [from, subscriptionID, since, until]
+                    ).rows.map { try $0.decode(Int64.self, at: 0) }
                 }
                 replayed += ids.count
-                guard ids.count == 500, let last = ids.max() else { break }
+                guard ids.count == 500, let last = ids.last else { break }
                 after = last
             }
             return APIResponse.json(.ok, text: "{\"replayed\":\(replayed)}")

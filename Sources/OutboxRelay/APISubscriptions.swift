@@ -145,6 +145,16 @@ struct APISubscriptions: Sendable {
         return text
     }
 
+    /// The id of the subscription named `name`; 404 when there is none.
+    static func id(named name: String, _ database: DatabaseClient) async throws -> Int64 {
+        let ids = try await database.run { connection in
+            try connection.query("SELECT id FROM outbox.subscriptions WHERE name = $1", [name]).rows
+                .map { try $0.decode(Int64.self, at: 0) }
+        }
+        guard let id = ids.first else { throw noSubscription(name) }
+        return id
+    }
+
     static func noSubscription(_ name: String) -> APIError { .notFound("no subscription is named \"\(name)\"") }
 
     /// `settings`: an object of timeout (seconds), retry_schedule (array of seconds),

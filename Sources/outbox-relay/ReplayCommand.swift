@@ -62,30 +62,16 @@ struct ReplayCommand: ParsableCommand {
         }
     }
 
-    /// Replays dead letters in id order, one batch per transaction. The id cursor
-    /// visits each delivery once, so one that dies again meanwhile is not replayed twice.
+    /// Replays dead letters batch by batch (`outbox.replay_dead_letters`, each
+    /// batch its own statement), following the id cursor it returns.
     private func replayDead(_ connection: Connection) throws -> Int64 {
         let subscriptionID = try subscription.map { try connection.subscriptionID(named: $0) }
         var after: Int64 = 0
         var total: Int64 = 0
         while true {
-            let ids = try connection.withTransaction { connection in
-                try connection.query("""
-                    WITH batch AS (
-                        SELECT d.id
-                        FROM outbox.deliveries AS d
-                        WHERE d.status = 'dead'
-                          AND d.id > $1
-                          AND ($2::bigint IS NULL OR d.subscription_id = $2)
-                        ORDER BY d.id
-                        LIMIT $3
-                        FOR UPDATE SKIP LOCKED
-                    )
-                    SELECT batch.id, outbox.replay(batch.id)
-                    FROM batch
-                    ORDER BY batch.id
-                    """, [after, subscriptionID, Self.batchSize]).rows.map { try $0.decode(Int64.self, at: 0) }
-            }
+            let ids = try connection.query(
+                "SELECT outbox.replay_dead_letters($1, $2, $3)", [after, Self.batchSize, subscriptionID]
+            ).rows.map { try $0.decode(Int64.self, at: 0) }
             guard let last = ids.last else { break }
             total += Int64(ids.count)
             after = last
