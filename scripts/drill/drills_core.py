@@ -9,20 +9,15 @@ import subprocess
 import threading
 import time
 
-from harness import (Books, Drill, DrillFailure, Publisher, Receiver, Relay, RSSSampler, subscribe,
+from harness import (Books, Drill, DrillFailure, require, Publisher, Receiver, Relay, RSSSampler, subscribe,
                      wait_until)
 
 MAX_IN_FLIGHT = 32
 
 
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise DrillFailure(message)
-
-
 def _books_ok(result: dict) -> None:
-    _require(result["missing"] == 0, f"{result['missing']} (event, subscription) pairs never arrived")
-    _require(result.get("unpublished", 0) == 0, f"{result.get('unpublished')} events failed to publish")
+    require(result["missing"] == 0, f"{result['missing']} (event, subscription) pairs never arrived")
+    require(result.get("unpublished", 0) == 0, f"{result.get('unpublished')} events failed to publish")
 
 
 def kill9(quick: bool) -> dict:
@@ -54,7 +49,7 @@ def kill9(quick: bool) -> dict:
         rss.stop_flag.set()
         _books_ok(result)
         bound = kills * MAX_IN_FLIGHT
-        _require(result["duplicates"] <= bound,
+        require(result["duplicates"] <= bound,
                  f"{result['duplicates']} duplicates > {bound} (kills x max in flight)")
         result.update(kills=kills, drain_after_publish_s=round(max(recovered, 0), 1),
                       peak_rss_mb=round(rss.peak_mb(), 1))
@@ -109,10 +104,10 @@ def pg_restart(quick: bool) -> dict:
         watcher.join()
         result = Books(pg, [rx]).check()
         _books_ok(result)
-        _require(relay.alive() and relay.proc.pid == pid, "the relay process exited")
+        require(relay.alive() and relay.proc.pid == pid, "the relay process exited")
         saw_outage = sum(1 for _, code in readyz if code != 200)
-        _require(saw_outage > 0, "/readyz never reported the outage")
-        _require(max(recoveries) <= 5.0, f"recovery took {max(recoveries)} s (> 5 s)")
+        require(saw_outage > 0, "/readyz never reported the outage")
+        require(max(recoveries) <= 5.0, f"recovery took {max(recoveries)} s (> 5 s)")
         result.update(restarts=2, pg_down_s=outage_s, recovery_s=recoveries, readyz_not_ready_samples=saw_outage)
         return result
 
@@ -163,11 +158,11 @@ def receiver_outage(quick: bool) -> dict:
         result = Books(pg, [rx]).check(total)
         _books_ok(result)
         rate_during = attempts_during / outage
-        _require("open" in states, f"the breaker never opened (states seen: {sorted(states)})")
-        _require(final_state == "closed", f"breaker ended {final_state!r}, not closed")
+        require("open" in states, f"the breaker never opened (states seen: {sorted(states)})")
+        require(final_state == "closed", f"breaker ended {final_state!r}, not closed")
         # Bounded: at most the probes plus one in-flight window per cool-down, far
         # below the publish rate that a retry storm would track.
-        _require(rate_during <= 5, f"{rate_during:.1f} attempts/s while the receiver was down")
+        require(rate_during <= 5, f"{rate_during:.1f} attempts/s while the receiver was down")
         result.update(outage_s=outage, attempts_during_outage=attempts_during,
                       attempt_rate_during_outage=round(rate_during, 2), breaker_states=sorted(states),
                       drain_s=round(drained, 1))
@@ -214,7 +209,7 @@ def replicas(quick: bool) -> dict:
         result = Books(pg, [rx], where="s.name = 'a' OR e.event_type = 'drill.slow'").check(total)
         _books_ok(result)
         # Steady state sends nothing twice: only the victim's claims may repeat.
-        _require(result["duplicates"] <= len(stranded_ids),
+        require(result["duplicates"] <= len(stranded_ids),
                  f"{result['duplicates']} duplicates > {len(stranded_ids)} claims the victim held")
         result.update(replicas=3, killed=1, lease=lease, takeover_s=round(takeover, 1) if stranded_ids else None,
                       victim_claims_at_kill=len(stranded_ids), peak_rss_mb=round(rss.peak_mb(), 1))
@@ -244,11 +239,11 @@ def long_transaction(quick: bool) -> dict:
         # Everything committed after the early event must arrive while it is still open.
         wait_until(lambda: len({r["headers"].get("webhook-id") for r in rx.records()}) >= later,
                    held, step=0.5, what="later events delivered while the early transaction is open")
-        _require(host.poll() is None, "the host transaction ended early")
+        require(host.poll() is None, "the host transaction ended early")
         delivered_while_open = len({r["headers"].get("webhook-id") for r in rx.records()})
         early_before = any(r["headers"].get("webhook-id") == "drill-early" for r in rx.records())
         host.wait(timeout=held + 30)
-        _require(host.returncode == 0, f"host transaction failed: {host.stderr.read().decode()[:300]}")
+        require(host.returncode == 0, f"host transaction failed: {host.stderr.read().decode()[:300]}")
         committed = time.monotonic()
         wait_until(lambda: any(r["headers"].get("webhook-id") == "drill-early" for r in rx.records()),
                    30, what="the early event after its commit")
@@ -256,7 +251,7 @@ def long_transaction(quick: bool) -> dict:
         Books(pg, [rx]).wait_settled(60)
         result = Books(pg, [rx]).check(later + 1)
         _books_ok(result)
-        _require(not early_before, "the early event arrived before its transaction committed")
+        require(not early_before, "the early event arrived before its transaction committed")
         result.update(held_open_s=held, delivered_while_open=delivered_while_open,
                       early_delivered_after_commit_s=round(early_latency, 2))
         return result

@@ -11,15 +11,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness import (Books, Drill, DrillFailure, Publisher, Receiver, Relay, RSSSampler, subscribe,
+from harness import (Books, Drill, DrillFailure, require, Publisher, Receiver, Relay, RSSSampler, subscribe,
                      wait_until)
 
 HERE = Path(__file__).resolve().parent
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise DrillFailure(message)
 
 
 class FaultProxy:
@@ -110,17 +105,17 @@ def network(quick: bool) -> dict:
         watcher.join()
         timeouts = int(pg.scalar("SELECT count(*) FROM outbox.attempts WHERE status_code IS NULL"))
         result = Books(pg, [rx], where="true").check(total)
-        _require(result.get("unpublished", 0) == 0, "events failed to publish")
-        _require(relay.alive(), "the relay exited")
-        _require(not admin_slow, f"the admin port stalled {len(admin_slow)} times: {admin_slow[:5]}")
+        require(result.get("unpublished", 0) == 0, "events failed to publish")
+        require(relay.alive(), "the relay exited")
+        require(not admin_slow, f"the admin port stalled {len(admin_slow)} times: {admin_slow[:5]}")
         stale = pg.scalar("SELECT count(*) FROM outbox.deliveries WHERE status = 'delivering'")
-        _require(stale == "0", f"{stale} leases still held after the drill")
+        require(stale == "0", f"{stale} leases still held after the drill")
         result.update(phases=len(phases), phase_s=phase_s, failed_attempts=timeouts,
                       recovery_s=list(recovery.values()), pg_proxy=pgp.state(), rx_proxy=rxp.state())
         for key in ("pg_proxy", "rx_proxy"):
             s = result[key]
             result[key] = f"accepted={s['accepted']},resets={s['resets']},blackholed={s['blackholed_bytes']}"
-        _require(result["missing"] == 0, f"{result['missing']} (event, subscription) pairs never arrived")
+        require(result["missing"] == 0, f"{result['missing']} (event, subscription) pairs never arrived")
         return result
 
 
@@ -164,17 +159,17 @@ def slow_receiver(quick: bool) -> dict:
                       "ON s.id = dl.subscription_id WHERE dl.status = 'dead' GROUP BY s.name")
         dead = {r[0]: int(r[1]) for r in dead}
         peak = rss.peak_mb()
-        _require(relay.alive(), "the relay exited")
-        _require(healthy["missing"] == 0, f"healthy subscription missed {healthy['missing']}")
+        require(relay.alive(), "the relay exited")
+        require(healthy["missing"] == 0, f"healthy subscription missed {healthy['missing']}")
         for name in hostile:
             p = per.get(name, {})
-            _require(p.get("attempts", 0) >= events,
+            require(p.get("attempts", 0) >= events,
                      f"{name}: {p.get('attempts', 0)} attempts recorded for {events} deliveries")
             if name == "hang":
-                _require(dead.get(name, 0) == events and p["errors"] == 3 * events,
+                require(dead.get(name, 0) == events and p["errors"] == 3 * events,
                          f"hang: {dead.get(name, 0)} dead of {events}, {p['errors']} failed attempts")
-            _require(float(p.get("max_ms") or 0) < 3000 + 2000, f"{name}: an attempt took {p.get('max_ms')} ms")
-        _require(peak < 256, f"peak RSS {peak:.0f} MB")
+            require(float(p.get("max_ms") or 0) < 3000 + 2000, f"{name}: an attempt took {p.get('max_ms')} ms")
+        require(peak < 256, f"peak RSS {peak:.0f} MB")
         return {"events": events, "healthy_missing": healthy["missing"], "peak_rss_mb": round(peak, 1),
                 **{f"{n}_attempts": per.get(n, {}).get("attempts") for n in hostile},
                 **{f"{n}_max_ms": round(float(per.get(n, {}).get("max_ms") or 0)) for n in hostile},

@@ -31,6 +31,12 @@ class DrillFailure(Exception):
     """A drill's check did not hold; the message says which and by how much."""
 
 
+def require(ok: bool, message: str) -> None:
+    """Fails the drill with `message` unless `ok`."""
+    if not ok:
+        raise DrillFailure(message)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
