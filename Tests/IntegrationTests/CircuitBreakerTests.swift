@@ -22,21 +22,27 @@ struct CircuitBreakerTests {
             configuration.breaker.maxCooldown = .seconds(4)
         }) {
             try await waitUntil("the circuit opens") { try circuitState(database) == "open" }
-            let attemptsWhenOpened = try attemptCount(database)
-            #expect(attemptsWhenOpened >= 20)
+            #expect(try attemptCount(database) >= 20)
             #expect(try database.scalar("SELECT consecutive_failures FROM outbox.subscription_health", as: Int.self) >= 20)
+            let firstOpenUntil = try circuitOpenUntil(database)
 
-            // Still failing: after the cool-down exactly one probe, then open again for twice as long.
-            try await waitUntil("one probe") { try attemptCount(database) == attemptsWhenOpened + 1 }
-            try await waitUntil("the circuit reopens") { try circuitState(database) == "open" }
+            // Still failing: after the cool-down one probe, then open again for twice as long.
+            try await waitUntil("the probe fails and the circuit reopens") {
+                try circuitState(database) == "open" && circuitOpenUntil(database) > firstOpenUntil
+            }
+            let secondOpenUntil = try circuitOpenUntil(database)
             #expect(try database.scalar("SELECT extract(epoch FROM circuit_cooldown)::integer FROM outbox.subscription_state", as: Int.self) == 2)
-            try await Task.sleep(for: .milliseconds(800))
-            #expect(try attemptCount(database) == attemptsWhenOpened + 1, "no attempts while open")
 
             try receiver.setSwitch("flaky", status: 204)
             try await waitUntil("all delivered", timeout: .seconds(30)) {
                 try database.scalar("SELECT count(*) FROM outbox.deliveries WHERE status = 'succeeded'", as: Int.self) == 20
             }
+            // Attempts still in flight when the circuit opened are recorded after it; none starts while it is open.
+            let startedWhileOpen = try database.scalar("""
+                SELECT count(*) FROM outbox.attempts
+                WHERE started_at >= to_timestamp(\(firstOpenUntil) - 1) AND started_at < to_timestamp(\(secondOpenUntil))
+                """, as: Int.self)
+            #expect(startedWhileOpen == 1, "one probe between the two cool-downs")
             #expect(try circuitState(database) == "closed")
             #expect(try database.scalar("SELECT consecutive_failures FROM outbox.subscription_health", as: Int.self) == 0)
         }
@@ -97,6 +103,11 @@ struct CircuitBreakerTests {
 
 private func circuitState(_ database: TestDatabase) throws -> String {
     try database.scalar("SELECT circuit_state FROM outbox.subscription_health", as: String.self)
+}
+
+/// The end of the current cool-down, in seconds since the epoch.
+private func circuitOpenUntil(_ database: TestDatabase) throws -> Double {
+    try database.scalar("SELECT extract(epoch FROM circuit_open_until)::float8 FROM outbox.subscription_state", as: Double.self)
 }
 
 private func attemptCount(_ database: TestDatabase) throws -> Int {
