@@ -167,8 +167,8 @@ BEGIN
         RAISE EXCEPTION 'subscription "%": max_in_flight must be positive, got %', NEW.name, NEW.max_in_flight
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NEW.rate_limit IS NOT NULL AND NEW.rate_limit <= 0 THEN
-        RAISE EXCEPTION 'subscription "%": rate_limit must be positive (requests per second), got %', NEW.name, NEW.rate_limit
+    IF NEW.rate_limit IS NOT NULL AND (NEW.rate_limit <= 0 OR NEW.rate_limit IN ('NaN', 'Infinity')) THEN
+        RAISE EXCEPTION 'subscription "%": rate_limit must be a positive, finite number (requests per second), got %', NEW.name, NEW.rate_limit
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NEW.retry_schedule IS NOT NULL THEN

@@ -10,7 +10,9 @@
 -- lock, and a busy relay finds the new rows on its next claim anyway. At most one
 -- per transaction: PostgreSQL folds identical notifications. The shared lock,
 -- held to commit, tells a relay about to sleep whether a publisher may have
--- looked before it announced its sleep (outbox.prepare_to_sleep).
+-- looked before it announced its sleep (outbox.prepare_to_sleep). A sleeper
+-- counts only while its session lives: a relay stopped or killed while asleep
+-- must not leave every later commit paying for a NOTIFY nobody hears.
 CREATE OR REPLACE FUNCTION outbox.fan_out_events() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -25,7 +27,10 @@ BEGIN
     GET DIAGNOSTICS created = ROW_COUNT;
     IF created > 0 THEN
         PERFORM pg_advisory_xact_lock_shared(1868722809, 0);
-        IF EXISTS (SELECT 1 FROM outbox.relay_sessions AS r WHERE r.asleep) THEN
+        IF EXISTS (SELECT 1
+                   FROM outbox.relay_sessions AS r
+                   WHERE r.asleep
+                     AND EXISTS (SELECT 1 FROM pg_stat_get_activity(r.pid))) THEN
             PERFORM pg_notify('outbox_work', '');
         END IF;
     END IF;

@@ -116,8 +116,10 @@ import Testing
         + setting("max_in_flight", "-5", mentions: "max_in_flight must be positive, got -5")
         + setting("retry_schedule", "{5 seconds,0 seconds}", mentions: "every retry_schedule interval must be positive")
         + setting("retry_schedule", "{-1 minute}", mentions: "every retry_schedule interval must be positive")
-        + setting("rate_limit", "0", mentions: "rate_limit must be positive")
-        + setting("rate_limit", "-1.5", mentions: "rate_limit must be positive")
+        + setting("rate_limit", "0", mentions: "rate_limit must be a positive, finite number")
+        + setting("rate_limit", "-1.5", mentions: "rate_limit must be a positive, finite number")
+        + setting("rate_limit", "NaN", mentions: "rate_limit must be a positive, finite number")
+        + setting("rate_limit", "Infinity", mentions: "rate_limit must be a positive, finite number")
 
     @Test(arguments: eventCases + subscriptionCases + settingCases)
     func badInputIsRefused(_ bad: Case) throws {

@@ -90,6 +90,29 @@ struct WakeUpTests {
         #expect(try asleep(sql).isEmpty, "publishers would go on notifying a relay that is gone")
     }
 
+    @Test func publishersDoNotNotifyARelayThatIsGone() async throws {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        let listening = try database.connect()
+        try listening.execute("LISTEN outbox_work")
+        try sql.query("SELECT outbox.subscribe('wake', 'https://example.com/hook', ARRAY['*'])")
+        let departed = DeliveryStore(target: database.target, owner: "departed", lease: .seconds(30))
+        #expect(try await departed.prepareToSleep())
+        try publish(sql, "while-asleep")
+        #expect(try listening.waitForNotifications(upTo: .seconds(2)).count == 1)
+
+        // Stopped while asleep; no other relay has tidied up its announcement yet.
+        departed.close()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try sql.query("SELECT count(*) FROM pg_stat_activity WHERE pid IN (SELECT pid FROM outbox.relay_sessions)")[0]
+            .decode(Int.self, at: 0) > 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try asleep(sql) == [true])
+        try publish(sql, "after-it-left")
+        #expect(try listening.waitForNotifications(upTo: .milliseconds(300)).isEmpty, "a NOTIFY nobody hears costs every commit")
+    }
+
     private func publish(_ sql: Connection, _ eventID: String) throws {
         try sql.query("SELECT outbox.publish('wake.test', '{}'::jsonb, event_id => $1)", [eventID])
     }

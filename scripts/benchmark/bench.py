@@ -1026,6 +1026,10 @@ SELECT outbox.publish('{event_type}', {PAYLOAD_SQL.format(g=':oid::bigint')});
         db.query("CREATE TABLE public.bench_history (hid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
                  "aid integer NOT NULL, delta integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
         db.query(f"INSERT INTO public.bench_accounts (aid, balance) SELECT g, 0 FROM generate_series(1, {accounts}) AS g")
+        # The event's row with its columns, defaults, checks and indexes but none of the outbox's triggers:
+        # what any design that writes the event in the host transaction must pay at least.
+        db.query("DROP TABLE IF EXISTS public.bench_event_rows")
+        db.query("CREATE TABLE public.bench_event_rows (LIKE outbox.events INCLUDING ALL)")
         db.query("VACUUM ANALYZE public.bench_accounts, public.bench_history")
         self.settle()
         body = f"""\\set aid random(1, {accounts})
@@ -1034,18 +1038,32 @@ BEGIN;
 UPDATE public.bench_accounts SET balance = balance + :delta, updated_at = now() WHERE aid = :aid;
 INSERT INTO public.bench_history (aid, delta) VALUES (:aid, :delta);
 """
-        plain = self.work / "host_plain.sql"
-        plain.write_text(body + "END;\n")
-        with_event = self.work / "host_event.sql"
-        with_event.write_text(body + "INSERT INTO outbox.events (event_type, payload) VALUES ('bench.h', "
-                              + PAYLOAD_SQL.format(g=":aid::bigint") + ");\nEND;\n")
+        event_values = "(event_type, payload) VALUES ('bench.h', " + PAYLOAD_SQL.format(g=":aid::bigint") + ");\n"
+        scripts = {
+            "plain": body + "END;\n",
+            # Reference points for the cost: one more round trip; the event's row alone; the event with the
+            # relay stopped (what the host transaction itself pays, without the deliveries competing for the cores).
+            "one_more_statement": body + "SELECT 1;\nEND;\n",
+            "event_row_alone": body + "INSERT INTO public.bench_event_rows " + event_values + "END;\n",
+            "with_event_relay_stopped": body + "INSERT INTO outbox.events " + event_values + "END;\n",
+            "with_event": body + "INSERT INTO outbox.events " + event_values + "END;\n",
+        }
+        for kind, text in scripts.items():
+            (self.work / f"host_{kind}.sql").write_text(text)
         seconds, clients = cfg["h_seconds"], cfg["h_clients"]
         runs = []
         peak_reset = self.reset_relay_peak()
         for rnd in range(cfg["h_rounds"]):
             if rnd > 0 and self.time_left() < cfg["reserve_s"]:
                 break
-            for kind, script in (("plain", plain), ("with_event", with_event)):
+            for kind in scripts:
+                script = self.work / f"host_{kind}.sql"
+                if kind == "with_event_relay_stopped":
+                    self.stop_relay()
+                elif self.relay is None:
+                    self.start_relay("h")
+                    self.wait_relay_ready()
+                    peak_reset = self.reset_relay_peak()
                 self.wait_drained(30)
                 quiet = self.wait_quiet(f"h/{kind}#{rnd + 1}")
                 a = Snapshot(self)
@@ -1069,12 +1087,19 @@ INSERT INTO public.bench_history (aid, delta) VALUES (:aid, :delta);
             values = [r["tps"] for r in runs if r["kind"] == kind and r.get("tps")]
             return sum(values) / len(values) if values else None
 
-        tps_plain, tps_event = mean("plain"), mean("with_event")
+        tps = {kind: mean(kind) for kind in scripts}
+        tps_plain = tps["plain"]
+
+        def cost(kind):
+            return round(1 - tps[kind] / tps_plain, 4) if tps_plain and tps[kind] else None
+
         return {
             "clients": clients, "seconds_per_run": seconds, "runs": runs,
             "tps_plain": round(tps_plain, 1) if tps_plain else None,
-            "tps_with_event": round(tps_event, 1) if tps_event else None,
-            "tps_cost": round(1 - tps_event / tps_plain, 4) if tps_plain and tps_event else None,
+            "tps_with_event": round(tps["with_event"], 1) if tps["with_event"] else None,
+            "tps_cost": cost("with_event"),
+            "reference_costs": {kind: cost(kind) for kind in
+                                ("one_more_statement", "event_row_alone", "with_event_relay_stopped")},
             "drained": drained, **tally, **memory, "peak_rss_reset": peak_reset,
             "session_waits_with_event": self._mean_usage([r["session_waits"] for r in runs if r["kind"] == "with_event"]),
             "session_waits_plain": self._mean_usage([r["session_waits"] for r in runs if r["kind"] == "plain"]),

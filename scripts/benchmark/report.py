@@ -216,6 +216,12 @@ def render(results: dict) -> str:
     if any((row.get("ratio") or 0) > 1 for row in summary["rows"]):
         lines.append("  NOTE: a ratio above 100% means the ceiling was measured under more noise than the workload"
                      " (compare the 'others' columns); treat both as lower bounds.")
+    refs = _get(phases, "h", "reference_costs")
+    if refs:
+        lines.append(f"  H for scale: one more statement in the host transaction (SELECT 1) costs "
+                     f"{_pct(refs.get('one_more_statement'), 1)}; the event's row alone (same columns, checks and "
+                     f"indexes, no outbox triggers) {_pct(refs.get('event_row_alone'), 1)}; the outbox event with the "
+                     f"relay stopped {_pct(refs.get('with_event_relay_stopped'), 1)}.")
     lines.append("  CPU columns are cores over the phase (W1/W2: relay start to all recorded; W3: the 30 s of load;"
                  " H: the with-event runs); RSS is the relay's peak in MiB;")
     lines.append("  tools = wrk/pgbench/psql; others = processes not started by the bench (noise); "
