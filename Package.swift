@@ -21,6 +21,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "OutboxSQL",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]
@@ -42,6 +43,7 @@ let package = Package(
         .executableTarget(
             name: "outbox-relay",
             dependencies: [
+                "CMalloc",
                 "OutboxRelay",
                 "OutboxSQL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -41,6 +41,9 @@ final class CurlEasyHandle {
         // From here on a throw still runs deinit, which frees the handle and buffer.
         try check(ccurl_setopt_long(raw, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
         try check(ccurl_setopt_long(raw, CURLOPT_FOLLOWLOCATION, 0), "CURLOPT_FOLLOWLOCATION")
+        // Only the first bytes of a response are kept (the excerpt): a 4 KiB receive buffer
+        // instead of 16 KiB per handle (W1 at 1,000 in flight: peak RSS 63–68 → 57–60 MiB).
+        try check(ccurl_setopt_long(raw, CURLOPT_BUFFERSIZE, 4096), "CURLOPT_BUFFERSIZE")
         try check(ccurl_setopt_long(raw, CURLOPT_SSL_VERIFYPEER, 1), "CURLOPT_SSL_VERIFYPEER")
         try check(ccurl_setopt_long(raw, CURLOPT_SSL_VERIFYHOST, 2), "CURLOPT_SSL_VERIFYHOST")
         try check(ccurl_setopt_long(raw, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS)), "CURLOPT_HTTP_VERSION")

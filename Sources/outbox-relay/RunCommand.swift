@@ -1,4 +1,7 @@
 import ArgumentParser
+#if os(Linux)
+import CMalloc
+#endif
 import Logging
 import Metrics
 import Prometheus
@@ -64,6 +67,7 @@ struct RunCommand: AsyncParsableCommand {
     var allowPrivateNetworks: String?
 
     func run() async throws {
+        limitMallocArenas()
         let logger = try global.bootstrapLogging()
         let configuration = try relayConfiguration()
         logger.info("starting outbox-relay \(OutboxRelayVersion.current)", metadata: ["configuration": "\(configuration.summary)"])
@@ -138,4 +142,14 @@ struct RunCommand: AsyncParsableCommand {
         }
         return configuration
     }
+}
+
+/// glibc gives threads that allocate at once arenas of their own (up to 8 per core);
+/// buffers made on one thread (claims, the HTTP engine, the recorder) and freed on
+/// another then stay reserved in several arenas. Two arenas: W1 at 500 in flight went
+/// from 54 to 50 MiB peak RSS and from ~17,800 to ~20,000 deliveries/s (scripts/bench).
+private func limitMallocArenas() {
+    #if os(Linux)
+    _ = mallopt(M_ARENA_MAX, 2)
+    #endif
 }
