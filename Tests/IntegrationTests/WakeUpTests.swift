@@ -10,11 +10,7 @@ import TestSupport
 @Suite(.timeLimit(.minutes(1)))
 struct WakeUpTests {
     @Test func publishersNotifyOnlyWhileARelaySleeps() async throws {
-        let database = try TestDatabase()
-        let sql = try database.connect()
-        let listening = try database.connect()
-        try listening.execute("LISTEN outbox_work")
-        try sql.query("SELECT outbox.subscribe('wake', 'https://example.com/hook', ARRAY['*'])")
+        let (database, sql, listening) = try listenedDatabase()
         let store = DeliveryStore(target: database.target, owner: "wake-test", lease: .seconds(30))
         defer { store.close() }
 
@@ -91,11 +87,7 @@ struct WakeUpTests {
     }
 
     @Test func publishersDoNotNotifyARelayThatIsGone() async throws {
-        let database = try TestDatabase()
-        let sql = try database.connect()
-        let listening = try database.connect()
-        try listening.execute("LISTEN outbox_work")
-        try sql.query("SELECT outbox.subscribe('wake', 'https://example.com/hook', ARRAY['*'])")
+        let (database, sql, listening) = try listenedDatabase()
         let departed = DeliveryStore(target: database.target, owner: "departed", lease: .seconds(30))
         #expect(try await departed.prepareToSleep())
         try publish(sql, "while-asleep")
@@ -111,6 +103,16 @@ struct WakeUpTests {
         #expect(try asleep(sql) == [true])
         try publish(sql, "after-it-left")
         #expect(try listening.waitForNotifications(upTo: .milliseconds(300)).isEmpty, "a NOTIFY nobody hears costs every commit")
+    }
+
+    /// A database with one subscription, a connection to publish on and one that listens for the wake-up.
+    private func listenedDatabase() throws -> (TestDatabase, Connection, listening: Connection) {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        let listening = try database.connect()
+        try listening.execute("LISTEN outbox_work")
+        try sql.query("SELECT outbox.subscribe('wake', 'https://example.com/hook', ARRAY['*'])")
+        return (database, sql, listening)
     }
 
     private func publish(_ sql: Connection, _ eventID: String) throws {
