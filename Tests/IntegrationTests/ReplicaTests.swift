@@ -31,11 +31,13 @@ struct ReplicaTests {
             sql, where: "status = 'succeeded' AND attempts = 1", count: expected.count, timeout: .seconds(20))
         #expect(succeeded == expected.count)
         #expect(try sql.query("SELECT count(*) FROM outbox.attempts")[0].decode(Int.self, at: 0) == expected.count)
-        // Each delivery claimed once, and both relays took part.
+        // Each delivery claimed once. Which replica claims is up to timing, not a promise: the one whose
+        // recorder just freed room under max in flight claims at once, while the other looks again within
+        // 100 ms, so on a loaded machine one replica may take every claim (seen in CI).
         let claims = try sql.query("SELECT owner, count(*) FROM public.claim_log GROUP BY owner").rows
             .map { (owner: try $0.decode(String.self, at: 0), count: try $0.decode(Int.self, at: 1)) }
         #expect(claims.reduce(0) { $0 + $1.count } == expected.count, "claims per owner: \(claims)")
-        #expect(claims.count == 2, "both relays should have claimed work; claims per owner: \(claims)")
+        #expect(claims.allSatisfy { claim in relays.contains { claim.owner.contains(":\($0.pid):") } }, "claims per owner: \(claims)")
         for relay in relays {
             #expect(try await relay.terminate(within: .seconds(10)) == .success, "\(relay.logTail())")
         }
