@@ -82,7 +82,7 @@ public final class DeliveryStore: Sendable {
         let owner = owner
         let endpoints = EndpointResults(verdicts)
         let gone = Array(Set(verdicts.filter(\.endpointGone).map(\.subscriptionID)))
-        let goneReason = "endpoint answered 410 Gone at \(Date().postgresText ?? "")"
+        let goneReason: String? = gone.isEmpty ? nil : "endpoint answered 410 Gone at \(Date().postgresText ?? "")"
         return try await records.run { connection in
             try connection.query(Statement.record, [
                 owner,
