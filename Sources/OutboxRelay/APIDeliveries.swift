@@ -48,7 +48,8 @@ struct APIDeliveries: Sendable {
                 try connection.query("""
                     SELECT d.id, (\(Self.deliveryJSON))::text
                     \(Self.joins)
-                    WHERE ($1::text IS NULL OR d.status = $1)
+                    WHERE d.id IS NOT NULL
+                      AND ($1::text IS NULL OR d.status = $1)
                       AND ($2::text IS NULL OR s.name = $2)
                       AND ($3::text IS NULL OR e.event_type = $3)
                       AND ($4::text IS NULL OR d.event_id = $4)

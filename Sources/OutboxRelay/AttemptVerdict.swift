@@ -12,7 +12,10 @@ public enum DeliveryOutcome: String, Sendable {
 /// One attempt, judged and ready to record.
 public struct AttemptVerdict: Sendable {
     public var deliveryID: Int64
+    public var eventID: String
     public var subscriptionID: Int64
+    /// This attempt's number: the attempts made before it, plus one.
+    public var attempt: Int
     public var subscriptionName: String
     /// When the event was written: the start of commit-to-delivery latency.
     public var eventCreatedAt: Date
@@ -33,7 +36,9 @@ public struct AttemptVerdict: Sendable {
         delivery: ClaimedDelivery, response: WebhookResponse, schedule: RetrySchedule, now: Date, random: inout R
     ) {
         deliveryID = delivery.deliveryID
+        eventID = delivery.eventID
         subscriptionID = delivery.subscriptionID
+        attempt = delivery.attempts + 1
         subscriptionName = delivery.subscriptionName
         eventCreatedAt = delivery.eventCreatedAt
         statusCode = response.statusCode

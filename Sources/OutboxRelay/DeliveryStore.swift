@@ -28,27 +28,38 @@ public final class DeliveryStore: Sendable {
             name: "outbox_record",
             sql: """
                 SELECT * FROM outbox.record_results(
-                    $1, $2::bigint[], $3::text[], $4::timestamptz[], $5::integer[], $6::text[], $7::timestamptz[],
-                    $8::double precision[], $9::text[],
-                    $10::bigint[], $11::timestamptz[], $12::integer[], $13::timestamptz[], $14, $15::interval, $16::interval,
-                    $17::interval, $18::bigint[], $19)
+                    owner => $1,
+                    delivery_ids => $2::bigint[],
+                    event_ids => $3::text[],
+                    subscription_ids => $4::bigint[],
+                    attempt_numbers => $5::integer[],
+                    outcomes => $6::text[],
+                    next_attempt_ats => $7::timestamptz[],
+                    status_codes => $8::integer[],
+                    errors => $9::text[],
+                    started_ats => $10::timestamptz[],
+                    durations_ms => $11::double precision[],
+                    excerpts => $12::text[],
+                    endpoint_ids => $13::bigint[],
+                    last_success_ats => $14::timestamptz[],
+                    trailing_failures => $15::integer[],
+                    last_failure_ats => $16::timestamptz[],
+                    failure_threshold => $17,
+                    base_cooldown => $18::interval,
+                    max_cooldown => $19::interval,
+                    disable_after => $20::interval,
+                    gone_ids => $21::bigint[],
+                    gone_reason => $22)
                 """)
         static let backlog = PreparedStatement(
             name: "outbox_backlog",
             sql: """
-                SELECT s.name,
-                       s.enabled,
-                       coalesce(p.pending, 0),
-                       coalesce(extract(epoch FROM now() - p.oldest), 0)::double precision,
-                       coalesce(st.circuit_state, 'closed')
-                FROM outbox.subscriptions AS s
-                LEFT JOIN outbox.subscription_state AS st ON st.subscription_id = s.id
-                LEFT JOIN LATERAL (
-                    SELECT count(*) AS pending, min(d.created_at) AS oldest
-                    FROM outbox.deliveries AS d
-                    WHERE d.subscription_id = s.id
-                      AND d.status = 'pending'
-                ) AS p ON true
+                SELECT h.subscription,
+                       h.enabled,
+                       h.pending,
+                       coalesce(extract(epoch FROM h.oldest_pending_age), 0)::double precision AS oldest_pending_seconds,
+                       h.circuit_state
+                FROM outbox.subscription_health AS h
                 """)
     }
 
@@ -56,8 +67,7 @@ public final class DeliveryStore: Sendable {
     public func claim(batchSize: Int, defaultMaxInFlight: Int) async throws -> [ClaimedDelivery] {
         let (owner, lease) = (owner, lease)
         return try await claims.run { connection in
-            try connection.query(Statement.claim, [batchSize, defaultMaxInFlight, owner, lease])
-                .rows.map(ClaimedDelivery.init(row:))
+            try ClaimedDelivery.decode(connection.query(Statement.claim, [batchSize, defaultMaxInFlight, owner, lease]))
         }
     }
 
@@ -87,6 +97,9 @@ public final class DeliveryStore: Sendable {
             try connection.query(Statement.record, [
                 owner,
                 verdicts.map(\.deliveryID),
+                verdicts.map(\.eventID),
+                verdicts.map(\.subscriptionID),
+                verdicts.map(\.attempt),
                 verdicts.map(\.outcome.rawValue),
                 verdicts.map(\.nextAttemptAt),
                 verdicts.map(\.statusCode),
@@ -130,14 +143,16 @@ public final class DeliveryStore: Sendable {
         }
     }
 
-    /// Pending work and endpoint state per subscription, for the backlog metrics.
-    /// Counts through the partial index on pending rows only.
+    /// Pending work and endpoint state per subscription, for the backlog metrics
+    /// (`outbox.subscription_health`): costs what the backlog costs, never the history.
     public func backlog() async throws -> [SubscriptionBacklog] {
         try await upkeep.run { connection in
             try connection.query(Statement.backlog).rows.map { row in
                 SubscriptionBacklog(
-                    name: try row.decode(at: 0), enabled: try row.decode(at: 1), pending: try row.decode(at: 2),
-                    oldestPendingAgeSeconds: try row.decode(at: 3), circuitState: try row.decode(at: 4))
+                    name: try row.decode(named: "subscription"), enabled: try row.decode(named: "enabled"),
+                    pending: try row.decode(named: "pending"),
+                    oldestPendingAgeSeconds: try row.decode(named: "oldest_pending_seconds"),
+                    circuitState: try row.decode(named: "circuit_state"))
             }
         }
     }

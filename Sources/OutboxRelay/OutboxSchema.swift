@@ -13,6 +13,11 @@ public enum OutboxSchema {
         migration(5, "relay", PackageResources._005_relay_sql),
         migration(6, "retention", PackageResources._006_retention_sql),
         migration(7, "api_tokens", PackageResources._007_api_tokens_sql),
+        migration(8, "storage", PackageResources._008_storage_sql),
+        migration(9, "fan_out", PackageResources._009_fan_out_sql),
+        migration(10, "delivery", PackageResources._010_delivery_sql),
+        migration(11, "views", PackageResources._011_views_sql),
+        migration(12, "partitions", PackageResources._012_partitions_sql),
     ]
 
     /// The file name a migration came from, e.g. `0002_validation.sql`.

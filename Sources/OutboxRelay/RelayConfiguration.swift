@@ -20,8 +20,10 @@ public struct RelayConfiguration: Sendable {
     /// After SIGTERM: how long in-flight requests may finish before they are released.
     public var shutdownGracePeriod: Duration = .seconds(15)
     public var allowPrivateNetworks: Bool = false
-    /// Succeeded deliveries, their attempts and finished events are pruned after this.
+    /// Partitions of events and attempts that ended longer ago than this are dropped.
     public var retention: Duration = .seconds(7 * 86_400)
+    /// How much time one partition of events and attempts covers.
+    public var partitionInterval: Duration = .seconds(86_400)
     /// The per-subscription circuit breaker and the disable period.
     public var breaker = CircuitBreakerSettings()
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
@@ -47,6 +49,7 @@ public struct RelayConfiguration: Sendable {
         try require(retrySchedule.intervals.allSatisfy { $0 > .zero }, "every OUTBOX_RETRY_SCHEDULE interval must be positive")
         try require(shutdownGracePeriod >= .zero, "the shutdown grace period must not be negative")
         try require(retention >= .zero, "OUTBOX_RETENTION must not be negative")
+        try require(partitionInterval >= .seconds(60), "OUTBOX_PARTITION_INTERVAL must be at least 1m")
         if let caBundlePath {
             try require(FileManager.default.isReadableFile(atPath: caBundlePath), "OUTBOX_CA_BUNDLE \(caBundlePath) is not a readable file")
         }
@@ -69,6 +72,7 @@ public struct RelayConfiguration: Sendable {
             "breaker_cooldown=\(DurationText.format(breaker.cooldown))..\(DurationText.format(breaker.maxCooldown))",
             "disable_after=\(DurationText.format(breaker.disableAfter))",
             "retention=\(DurationText.format(retention))",
+            "partition_interval=\(DurationText.format(partitionInterval))",
             "allow_private_networks=\(allowPrivateNetworks)",
             "admin_listen=\(adminListen)",
             "ca_bundle=\(caBundlePath ?? "system")",

@@ -56,13 +56,13 @@ struct DeliveriesListCommand: ParsableCommand {
                 WHERE ($1::text IS NULL OR d.status = $1)
                   AND ($2::text IS NULL OR s.name = $2)
                   AND ($3::text IS NULL OR d.event_id = $3)
-                ORDER BY d.id DESC
+                ORDER BY d.id DESC NULLS LAST
                 LIMIT $4
                 """, [status?.rawValue, subscription, event, limit])
             return try result.rows.map { row in
                 let status = try row.decode(String.self, at: 4)
                 return OutputRecord([
-                    "id": .integer(try row.decode(Int64.self, at: 0)),
+                    "id": OutputValue(try row.decode(Int64?.self, at: 0)),
                     "event_id": .text(try row.decode(String.self, at: 1)),
                     "event_type": OutputValue(try row.decode(String?.self, at: 2)),
                     "subscription": .text(try row.decode(String.self, at: 3)),
@@ -126,37 +126,10 @@ struct DeliveriesPurgeCommand: ParsableCommand {
         let purged = try global.withDatabase { connection in
             let subscriptionID = try subscription.map { try connection.subscriptionID(named: $0) }
             let cutoff = try connection.query("SELECT now() - $1::interval", [olderThan])[0].decode(Date.self, at: 0)
-            var total: Int64 = 0
-            while true {
-                let deleted = try connection.withTransaction { connection in
-                    // One batch of dead letters older than the cutoff, with their attempts.
-                    try connection.query("""
-                        WITH doomed AS (
-                            SELECT d.id
-                            FROM outbox.deliveries AS d
-                            WHERE d.status = 'dead'
-                              AND d.completed_at < $1
-                              AND ($2::bigint IS NULL OR d.subscription_id = $2)
-                            ORDER BY d.id
-                            LIMIT $3
-                            FOR UPDATE SKIP LOCKED
-                        ), gone AS (
-                            DELETE FROM outbox.deliveries AS d
-                            USING doomed
-                            WHERE d.id = doomed.id
-                            RETURNING d.id
-                        ), gone_attempts AS (
-                            DELETE FROM outbox.attempts AS a
-                            USING gone
-                            WHERE a.delivery_id = gone.id
-                        )
-                        SELECT count(*) FROM gone
-                        """, [cutoff, subscriptionID, Self.batchSize])[0].decode(Int64.self, at: 0)
-                }
-                total += deleted
-                if deleted < Self.batchSize { break }
-            }
-            return total
+            // Their attempts stay in the history until retention drops their partition.
+            return try connection.query(
+                "SELECT outbox.purge_dead_letters(subscription_id => $1, before => $2)", [subscriptionID, cutoff]
+            )[0].decode(Int64.self, at: 0)
         }
         try TableOutput.printRow(OutputRecord(["purged": .integer(purged)]), json: json)
     }

@@ -51,8 +51,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("disable-after"), help: "Disable a subscription failing this long without a success (env OUTBOX_DISABLE_AFTER; default 5d).")
     var disableAfter: String?
 
-    @Option(help: "Prune succeeded deliveries, their attempts and finished events after this (env OUTBOX_RETENTION; default 7d).")
+    @Option(help: "Drop partitions of events and attempts that ended longer ago than this (env OUTBOX_RETENTION; default 7d).")
     var retention: String?
+
+    @Option(name: .customLong("partition-interval"), help: "Time one partition of events and attempts covers, at least 1m (env OUTBOX_PARTITION_INTERVAL; default 1d).")
+    var partitionInterval: String?
 
     @Option(name: .customLong("ca-bundle"), help: "PEM file of CA certificates to trust for https endpoints instead of the system's (env OUTBOX_CA_BUNDLE). Verification is always on.")
     var caBundle: String?
@@ -96,11 +99,13 @@ struct RunCommand: AsyncParsableCommand {
                 onListening: { port in logger.info("admin API listening", metadata: ["address": "\(apiAddress.host):\(port)"]) })
             services.append(.init(service: api))
         }
-        let pruner = RetentionPruner(target: configuration.database, retention: configuration.retention, logger: logger)
+        let partitions = PartitionKeeper(
+            target: configuration.database, partitionInterval: configuration.partitionInterval,
+            retention: configuration.retention, logger: logger)
         let group = ServiceGroup(configuration: .init(
             // Shut down last to first: the relay stops claiming the moment SIGTERM
             // arrives, and the admin port answers until it has drained.
-            services: services + [.init(service: readiness), .init(service: pruner), .init(service: relay)],
+            services: services + [.init(service: readiness), .init(service: partitions), .init(service: relay)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
@@ -128,6 +133,9 @@ struct RunCommand: AsyncParsableCommand {
         if let value = try duration(breakerMaxCooldown, "OUTBOX_BREAKER_MAX_COOLDOWN", "breaker-max-cooldown") { configuration.breaker.maxCooldown = value }
         if let value = try duration(disableAfter, "OUTBOX_DISABLE_AFTER", "disable-after") { configuration.breaker.disableAfter = value }
         if let value = try duration(retention, "OUTBOX_RETENTION", "retention") { configuration.retention = value }
+        if let value = try duration(partitionInterval, "OUTBOX_PARTITION_INTERVAL", "partition-interval") {
+            configuration.partitionInterval = value
+        }
         configuration.caBundlePath = EnvironmentSetting.value(caBundle, "OUTBOX_CA_BUNDLE")
         if let value = try EnvironmentSetting.parse(adminListen, "OUTBOX_ADMIN_LISTEN", option: "admin-listen", ListenAddress.init(parsing:)) {
             configuration.adminListen = value

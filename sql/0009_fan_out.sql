@@ -1,0 +1,232 @@
+-- outbox-relay schema, part 9: publishing, and fan-out in the relay.
+--
+-- The host's INSERT runs one row trigger: validate, give the event an id, refuse
+-- a duplicate event_id, and notify a sleeping relay. Nothing in it grows with
+-- the number of subscriptions. The relay then reads each subscription's new
+-- events by snapshot (outbox.read_new_events) when it claims work.
+
+-- Every event, before it is stored.
+CREATE OR REPLACE FUNCTION outbox.check_event() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    payload_bytes integer;
+BEGIN
+    IF NEW.event_type IS NULL OR NEW.event_type = '' THEN
+        RAISE EXCEPTION 'outbox.events.event_type is empty: give a type such as ''order.created'''
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF NOT outbox.is_valid_event_type(NEW.event_type) THEN
+        RAISE EXCEPTION 'outbox.events.event_type "%" is malformed: it must start with a letter or digit, use only letters, digits and _ . : - and be at most 255 characters', left(NEW.event_type, 300)
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.event_id IS NULL AND TG_OP = 'INSERT' THEN
+        NEW.event_id := gen_random_uuid()::text;
+    ELSIF NEW.event_id IS NULL OR octet_length(NEW.event_id) > 255 OR NEW.event_id !~ '^[\x21-\x7e]+$' THEN
+        RAISE EXCEPTION 'outbox.events.event_id must be 1 to 255 printable ASCII characters without spaces (it is sent as the webhook-id header)'
+            USING ERRCODE = 'check_violation';
+    ELSIF TG_OP = 'INSERT' THEN
+        -- Each partition's unique index refuses a duplicate within it (concurrent
+        -- inserts included); this finds one in the other partitions.
+        IF EXISTS (SELECT 1 FROM outbox.events AS e WHERE e.event_id = NEW.event_id) THEN
+            RAISE EXCEPTION 'duplicate key value violates unique constraint "events_event_id_key"'
+                USING ERRCODE = 'unique_violation',
+                      DETAIL = format('Key (event_id)=(%s) already exists.', NEW.event_id);
+        END IF;
+    END IF;
+    payload_bytes := octet_length(NEW.payload::text);
+    IF payload_bytes > outbox.max_payload_bytes() THEN
+        RAISE EXCEPTION 'outbox.events.payload is % bytes, over the limit of % bytes', payload_bytes, outbox.max_payload_bytes()
+            USING ERRCODE = 'check_violation',
+                  HINT = 'Publish a reference to large data instead, or raise outbox.max_payload_bytes.';
+    END IF;
+    IF NEW.ordering_key IS NOT NULL AND (NEW.ordering_key = '' OR length(NEW.ordering_key) > 255) THEN
+        RAISE EXCEPTION 'outbox.events.ordering_key must be 1 to 255 characters, got %', length(NEW.ordering_key)
+            USING ERRCODE = 'check_violation';
+    END IF;
+    PERFORM outbox.check_headers(NEW.headers, 'outbox.events.headers');
+    IF TG_OP = 'INSERT' THEN
+        -- Wake a sleeping relay, and only a sleeping one: a NOTIFY makes commits
+        -- queue on a global lock, and a busy relay finds the row on its next
+        -- claim anyway. PostgreSQL folds the identical notifications of one
+        -- transaction into one. The shared lock, held to commit, tells a relay
+        -- about to sleep that a publisher may have looked before it announced
+        -- its sleep (outbox.prepare_to_sleep). A sleeper counts only while its
+        -- session lives.
+        PERFORM pg_advisory_xact_lock_shared(1868722809, 0);
+        IF EXISTS (SELECT 1
+                   FROM outbox.relay_sessions AS r
+                   WHERE r.asleep
+                     AND EXISTS (SELECT 1 FROM pg_stat_get_activity(r.pid))) THEN
+            PERFORM pg_notify('outbox_work', '');
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+DROP TRIGGER IF EXISTS events_check ON outbox.events;
+CREATE TRIGGER events_check
+    BEFORE INSERT OR UPDATE ON outbox.events
+    FOR EACH ROW EXECUTE FUNCTION outbox.check_event();
+
+-- Publish an event from SQL, inside the caller's transaction; returns its event_id.
+CREATE OR REPLACE FUNCTION outbox.publish(
+    event_type   text,
+    payload      jsonb,
+    ordering_key text DEFAULT NULL,
+    headers      jsonb DEFAULT NULL,
+    event_id     text DEFAULT NULL
+) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    published text;
+BEGIN
+    INSERT INTO outbox.events AS e (event_type, payload, ordering_key, headers, event_id)
+    VALUES ($1, $2, $3, $4, $5)
+    RETURNING e.event_id INTO published;
+    RETURN published;
+END
+$$;
+
+-- A subscription reads the events that commit after it was created (its cursor
+-- starts at its creating statement's snapshot) while it is enabled and matches
+-- (outbox.subscription_periods). A removed one takes its queue, cursor, periods
+-- and state with it; its attempts stay in the history until retention.
+CREATE OR REPLACE FUNCTION outbox.track_subscription() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO outbox.subscription_state (subscription_id) VALUES (NEW.id)
+        ON CONFLICT (subscription_id) DO NOTHING;
+        INSERT INTO outbox.subscription_cursors (subscription_id, lo, hi)
+        VALUES (NEW.id, pg_current_snapshot(), pg_current_snapshot())
+        ON CONFLICT (subscription_id) DO NOTHING;
+        IF NEW.enabled THEN
+            INSERT INTO outbox.subscription_periods (subscription_id, event_types, started)
+            VALUES (NEW.id, NEW.event_types, pg_current_snapshot());
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF OLD.enabled AND (NOT NEW.enabled OR NEW.event_types IS DISTINCT FROM OLD.event_types) THEN
+            UPDATE outbox.subscription_periods AS p
+            SET ended = pg_current_snapshot()
+            WHERE p.subscription_id = NEW.id
+              AND p.ended IS NULL;
+        END IF;
+        IF NEW.enabled AND (NOT OLD.enabled OR NEW.event_types IS DISTINCT FROM OLD.event_types) THEN
+            INSERT INTO outbox.subscription_periods (subscription_id, event_types, started)
+            VALUES (NEW.id, NEW.event_types, pg_current_snapshot());
+        END IF;
+        RETURN NEW;
+    END IF;
+    DELETE FROM outbox.delivery_queue WHERE subscription_id = OLD.id;
+    DELETE FROM outbox.subscription_cursors WHERE subscription_id = OLD.id;
+    DELETE FROM outbox.subscription_periods WHERE subscription_id = OLD.id;
+    DELETE FROM outbox.subscription_state WHERE subscription_id = OLD.id;
+    RETURN OLD;
+END
+$$;
+
+DROP TRIGGER IF EXISTS subscriptions_track ON outbox.subscriptions;
+CREATE TRIGGER subscriptions_track
+    AFTER INSERT OR DELETE OR UPDATE OF enabled, event_types ON outbox.subscriptions
+    FOR EACH ROW EXECUTE FUNCTION outbox.track_subscription();
+
+-- Does an event (by its writing transaction and type) belong to a subscription?
+CREATE OR REPLACE FUNCTION outbox.event_belongs(subscription_id bigint, txid xid8, event_type text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (
+        SELECT 1
+        FROM outbox.subscription_periods AS p
+        WHERE p.subscription_id = event_belongs.subscription_id
+          AND NOT pg_visible_in_snapshot(event_belongs.txid, p.started)
+          AND (p.ended IS NULL OR pg_visible_in_snapshot(event_belongs.txid, p.ended))
+          AND outbox.event_type_matches(p.event_types, event_belongs.event_type))
+$$;
+
+-- Has a subscription's cursor read past this event (or is it before its time)?
+CREATE OR REPLACE FUNCTION outbox.cursor_has_read(c outbox.subscription_cursors, txid xid8, id bigint) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT pg_visible_in_snapshot(txid, c.lo)
+        OR (pg_visible_in_snapshot(txid, c.hi) AND (txid, id) <= (c.read_txid, c.read_id))
+$$;
+
+-- The next events of one subscription's stream, at most `max_events`, and the
+-- cursor moved past them. The current batch is read first; when it is done the
+-- next one starts at a new snapshot (taken here, so it sees every commit so far)
+-- and is read too. Batches are read in (txid, id) order through events_txid_idx:
+-- the transactions the previous snapshot saw in progress, then the ones that
+-- started after it. So a long transaction costs a look at its own events, never
+-- a rescan of everything after it. The caller holds the subscription's claim lock.
+CREATE OR REPLACE FUNCTION outbox.read_new_events(subscription_id bigint, max_events integer)
+RETURNS TABLE (event_seq bigint, event_created_at timestamptz, event_id text, ordering_key text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c outbox.subscription_cursors;
+    wanted integer := max_events;
+    r record;
+BEGIN
+    SELECT * INTO c FROM outbox.subscription_cursors AS sc WHERE sc.subscription_id = read_new_events.subscription_id;
+    IF NOT FOUND OR wanted <= 0 THEN
+        RETURN;
+    END IF;
+    FOR batch IN 1..2 LOOP
+        FOR r IN
+            SELECT u.*
+            FROM ((SELECT e.id, e.created_at, e.event_id, e.ordering_key, e.txid
+             FROM outbox.events AS e
+             WHERE e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(c.lo)))
+               AND (e.txid, e.id) > (c.read_txid, c.read_id)
+               AND pg_visible_in_snapshot(e.txid, c.hi)
+               AND outbox.event_belongs(read_new_events.subscription_id, e.txid, e.event_type)
+             ORDER BY e.txid, e.id
+             LIMIT wanted)
+            UNION ALL
+             (SELECT e.id, e.created_at, e.event_id, e.ordering_key, e.txid
+             FROM outbox.events AS e
+             WHERE (e.txid, e.id) > (greatest(c.read_txid, pg_snapshot_xmax(c.lo)), CASE WHEN c.read_txid >= pg_snapshot_xmax(c.lo) THEN c.read_id ELSE -1 END)
+               AND e.txid < pg_snapshot_xmax(c.hi)
+               AND pg_visible_in_snapshot(e.txid, c.hi)
+               AND outbox.event_belongs(read_new_events.subscription_id, e.txid, e.event_type)
+             ORDER BY e.txid, e.id
+             LIMIT wanted)) AS u
+            ORDER BY u.txid, u.id
+            LIMIT wanted
+        LOOP
+            event_seq := r.id;
+            event_created_at := r.created_at;
+            event_id := r.event_id;
+            ordering_key := r.ordering_key;
+            c.read_txid := r.txid;
+            c.read_id := r.id;
+            wanted := wanted - 1;
+            RETURN NEXT;
+        END LOOP;
+        EXIT WHEN wanted = 0;
+        -- The batch is read: the next one runs from this one's end to now.
+        c.lo := c.hi;
+        c.hi := pg_current_snapshot();
+        c.read_txid := '0';
+        c.read_id := 0;
+    END LOOP;
+    UPDATE outbox.subscription_cursors AS sc
+    SET lo = c.lo, hi = c.hi, read_txid = c.read_txid, read_id = c.read_id
+    WHERE sc.subscription_id = read_new_events.subscription_id;
+END
+$$;
+
+-- Does a subscription have events its cursor has not read (matching or not)?
+-- For a relay about to sleep: cheap, it looks only past the cursor.
+CREATE OR REPLACE FUNCTION outbox.has_unread_events(c outbox.subscription_cursors) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (
+               SELECT 1 FROM outbox.events AS e
+               WHERE e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(c.lo)) || ARRAY(SELECT pg_snapshot_xip(c.hi)))
+                 AND NOT outbox.cursor_has_read(c, e.txid, e.id))
+        OR EXISTS (
+               SELECT 1 FROM outbox.events AS e
+               WHERE (e.txid, e.id) > (c.read_txid, c.read_id)
+                 AND e.txid >= pg_snapshot_xmax(c.lo)
+                 AND NOT outbox.cursor_has_read(c, e.txid, e.id))
+$$;
