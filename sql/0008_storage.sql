@@ -15,11 +15,20 @@
 --
 -- Advisory locks a DBA may meet in pg_locks (classid, objid as pg_locks shows
 -- them for two-key locks):
---   1868722808, subscription id   claim: one replica claims a subscription at a time (0009)
---   1868722809, 0                 wake-up handshake between publishers and a relay going to sleep (0009)
---   1868722810, 0                 partition upkeep: one replica creates and drops partitions (0011)
+--   1868722808, subscription id   claim: one replica claims a subscription at a time (0010)
+--   1868722809, 0                 wake-up handshake between publishers and a relay going to sleep (0009, 0010)
+--   1868722810, 0                 partition upkeep: one replica creates and drops partitions (0012)
 --   0x6F7574626F786D67 (one key)  `outbox-relay migrate`
 
+-- The old fan-out in the host's transaction, and row-by-row retention, go. (At
+-- the top level, not in the conversion: a DBA who applies 0003 or 0006 again by
+-- hand gets them back until this file is applied again.)
+DROP TRIGGER IF EXISTS events_fan_out ON outbox.events;
+DROP TRIGGER IF EXISTS events_forget ON outbox.events;
+DROP FUNCTION IF EXISTS outbox.fan_out_events();
+DROP FUNCTION IF EXISTS outbox.forget_events();
+DROP FUNCTION IF EXISTS outbox.prune(interval, integer);
+DROP INDEX IF EXISTS outbox.events_created_at_idx;
 -- The old views read the old deliveries table; 0011 makes them anew.
 DROP VIEW IF EXISTS outbox.subscription_health;
 DROP VIEW IF EXISTS outbox.dead_letters;
@@ -33,15 +42,12 @@ DECLARE
     upper_bound timestamptz;
     next_id bigint;
 BEGIN
-    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = 'outbox.events'::regclass) <> 'r' THEN
+    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = to_regclass('outbox.events')) IS DISTINCT FROM 'r' THEN
         RETURN;
     END IF;
     -- No event may commit between the old fan-out and the new cursors.
     LOCK TABLE outbox.events, outbox.deliveries, outbox.attempts, outbox.subscriptions IN ACCESS EXCLUSIVE MODE;
-    DROP TRIGGER IF EXISTS events_fan_out ON outbox.events;
-    DROP TRIGGER IF EXISTS events_forget ON outbox.events;
     DROP TRIGGER IF EXISTS events_check ON outbox.events;
-    DROP INDEX IF EXISTS outbox.events_created_at_idx;
     ALTER TABLE outbox.events RENAME TO events_before_partitioning;
     ALTER TABLE outbox.events_before_partitioning RENAME CONSTRAINT events_event_id_key TO events_before_partitioning_event_id_key;
     ALTER TABLE outbox.events_before_partitioning DROP CONSTRAINT events_pkey;
@@ -69,10 +75,14 @@ BEGIN
     -- The relay reads each subscription's new events in (txid, id) order.
     CREATE INDEX events_txid_idx ON outbox.events (txid, id);
 
-    SELECT greatest(now(), max(e.created_at) + interval '1 microsecond') INTO upper_bound
-    FROM outbox.events_before_partitioning AS e;
-    EXECUTE format('ALTER TABLE outbox.events ATTACH PARTITION outbox.events_before_partitioning FOR VALUES FROM (MINVALUE) TO (%L)',
-                   upper_bound);
+    -- The old rows become the partition of everything before now (none: no partition).
+    SELECT max(e.created_at) + interval '1 microsecond' INTO upper_bound FROM outbox.events_before_partitioning AS e;
+    IF upper_bound IS NULL THEN
+        DROP TABLE outbox.events_before_partitioning;
+    ELSE
+        EXECUTE format('ALTER TABLE outbox.events ATTACH PARTITION outbox.events_before_partitioning FOR VALUES FROM (MINVALUE) TO (%L)',
+                       greatest(upper_bound, now()));
+    END IF;
 END
 $convert_events$;
 
@@ -94,7 +104,7 @@ DECLARE
     upper_bound timestamptz;
     next_id bigint;
 BEGIN
-    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = 'outbox.attempts'::regclass) <> 'r' THEN
+    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = to_regclass('outbox.attempts')) IS DISTINCT FROM 'r' THEN
         RETURN;
     END IF;
     ALTER TABLE outbox.attempts RENAME TO attempts_before_partitioning;
@@ -141,10 +151,13 @@ BEGIN
     CREATE INDEX attempts_delivery_idx ON outbox.attempts (delivery_id, attempt);
     CREATE INDEX attempts_event_id_idx ON outbox.attempts (event_id);
 
-    SELECT greatest(now(), max(a.started_at) + interval '1 microsecond') INTO upper_bound
-    FROM outbox.attempts_before_partitioning AS a;
-    EXECUTE format('ALTER TABLE outbox.attempts ATTACH PARTITION outbox.attempts_before_partitioning FOR VALUES FROM (MINVALUE) TO (%L)',
-                   upper_bound);
+    SELECT max(a.started_at) + interval '1 microsecond' INTO upper_bound FROM outbox.attempts_before_partitioning AS a;
+    IF upper_bound IS NULL THEN
+        DROP TABLE outbox.attempts_before_partitioning;
+    ELSE
+        EXECUTE format('ALTER TABLE outbox.attempts ATTACH PARTITION outbox.attempts_before_partitioning FOR VALUES FROM (MINVALUE) TO (%L)',
+                       greatest(upper_bound, now()));
+    END IF;
 END
 $convert_attempts$;
 
@@ -190,7 +203,7 @@ DO $convert_deliveries$
 DECLARE
     next_id bigint;
 BEGIN
-    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = 'outbox.deliveries'::regclass) <> 'r' THEN
+    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = to_regclass('outbox.deliveries')) IS DISTINCT FROM 'r' THEN
         RETURN;
     END IF;
     SELECT coalesce(max(d.id), 0) + 1 INTO next_id FROM outbox.deliveries AS d;
@@ -276,6 +289,3 @@ FROM outbox.subscriptions AS s
 WHERE s.enabled
   AND NOT EXISTS (SELECT 1 FROM outbox.subscription_periods AS p WHERE p.subscription_id = s.id);
 
-DROP FUNCTION IF EXISTS outbox.fan_out_events();
-DROP FUNCTION IF EXISTS outbox.forget_events();
-DROP FUNCTION IF EXISTS outbox.prune(interval, integer);

@@ -8,6 +8,24 @@ DROP FUNCTION IF EXISTS outbox.record_results(text, bigint[], text[], timestampt
 DROP FUNCTION IF EXISTS outbox.record_attempts(text, bigint[], text[], timestamptz[], integer[], text[], timestamptz[],
     double precision[], text[]);
 
+-- Store a subscription's next events (at most `max_events`) as pending
+-- deliveries in the queue, as an ordered subscription's claim does first; returns
+-- how many. The caller holds the claim lock (or is a test shaping the queue).
+CREATE OR REPLACE FUNCTION outbox.queue_new_events(subscription_id bigint, max_events integer) RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    WITH queued AS (
+        INSERT INTO outbox.delivery_queue (event_id, event_seq, event_created_at, subscription_id, ordering_key,
+                                           status, next_attempt_at, created_at)
+        SELECT n.event_id, n.event_seq, n.event_created_at, s.id, CASE WHEN s.ordered THEN n.ordering_key END,
+               'pending', n.event_created_at, n.event_created_at
+        FROM outbox.subscriptions AS s
+        CROSS JOIN LATERAL outbox.read_new_events(s.id, max_events) AS n
+        WHERE s.id = queue_new_events.subscription_id
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM queued
+$$;
+
 -- Claim one subscription's work, at most `room` deliveries, under the lease of
 -- `owner`; returns their ids. Waiting work first (retries, replays, rescued
 -- work), then new events from the subscription's stream, inserted leased. An
@@ -26,11 +44,7 @@ DECLARE
     fresh bigint[] := '{}';
 BEGIN
     IF ordered THEN
-        INSERT INTO outbox.delivery_queue AS q (event_id, event_seq, event_created_at, subscription_id, ordering_key,
-                                                status, next_attempt_at, created_at)
-        SELECT n.event_id, n.event_seq, n.event_created_at, claim_subscription.subscription_id, n.ordering_key,
-               'pending', n.event_created_at, n.event_created_at
-        FROM outbox.read_new_events(claim_subscription.subscription_id, room) AS n;
+        PERFORM outbox.queue_new_events(claim_subscription.subscription_id, room);
     END IF;
     waiting := ARRAY(
         SELECT q.id

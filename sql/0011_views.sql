@@ -80,6 +80,9 @@ SELECT NULL::bigint,
        NULL::timestamptz
 FROM outbox.unread_deliveries AS u;
 COMMENT ON VIEW outbox.deliveries IS 'One row per (event, subscription): outbox.delivery_queue, succeeded attempts, and unread events (pending, id NULL).';
+COMMENT ON COLUMN outbox.deliveries.event_seq IS 'Internal: outbox.events.id, the order of events.';
+COMMENT ON COLUMN outbox.deliveries.ordering_key IS 'Set only for ordered subscriptions.';
+COMMENT ON COLUMN outbox.deliveries.retry_step IS 'Failed attempts since the schedule last started (replay resets it).';
 
 -- Deliveries that exhausted their retries, with their event and subscription.
 CREATE VIEW outbox.dead_letters AS

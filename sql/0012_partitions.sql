@@ -33,9 +33,14 @@ $$;
 -- (at least a minute). Starts where the last one ends; a gap left by a long
 -- outage becomes one partition. Rows that waited in the default partition for a
 -- range move into its new partition. Each partition is made apart and then
--- attached, which locks the parent only against DDL, never against inserts.
--- Returns how many it created.
-CREATE OR REPLACE FUNCTION outbox.create_time_partitions(parent regclass, every interval, ahead interval)
+-- attached, which locks the parent only against DDL, not against inserts: for a
+-- range that starts later than a minute from now. A range inserts may be going
+-- to the default partition for right now (the first start, or after an outage)
+-- needs the parent locked against them for a moment, or an insert routed before
+-- the attach would fail its partition check: it waits at most `lock_timeout`,
+-- else it gives up until the next call. Returns how many it created.
+CREATE OR REPLACE FUNCTION outbox.create_time_partitions(
+    parent regclass, every interval, ahead interval, lock_timeout interval DEFAULT '100 milliseconds')
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -54,6 +59,11 @@ BEGIN
     END IF;
     SELECT max(p.upper_bound) INTO lo FROM outbox.time_partitions(parent) AS p;
     lo := coalesce(lo, now_start);
+    IF lo < now() + interval '1 minute' AND lo < now() + ahead THEN
+        PERFORM set_config('lock_timeout', (extract(epoch FROM lock_timeout) * 1000)::bigint::text, true);
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', parent);
+        PERFORM set_config('lock_timeout', '0', true);
+    END IF;
     WHILE lo < now() + ahead LOOP
         hi := CASE WHEN lo < now_start THEN now_start
                    ELSE outbox.partition_start(lo, every) + every END;

@@ -30,29 +30,35 @@ struct APIEvents: Sendable {
             if let key, key.isEmpty || key.count > 255 {
                 throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters")
             }
-            let result = try await database.transaction { connection -> (created: Bool, same: Bool, json: String) in
-                let inserted = try connection.query("""
-                    INSERT INTO outbox.events AS e (event_type, payload, ordering_key, headers, event_id)
-                    VALUES ($2, $1::jsonb -> 'payload', $3,
-                            nullif($1::jsonb -> 'headers', 'null'::jsonb), coalesce($4, gen_random_uuid()::text))
-                    ON CONFLICT (event_id) DO NOTHING
-                    RETURNING (\(Self.eventJSON))::text
-                    """, [body.json, eventType, orderingKey, key])
-                if inserted.count == 1 { return (true, true, try inserted[0].decode(String.self, at: 0)) }
+            let result = try await database.run { connection -> (created: Bool, same: Bool, json: String) in
                 // The key was used before: the same request gets the same answer.
-                let existing = try connection.query("""
-                    SELECT (\(Self.eventJSON))::text,
-                           e.event_type = $2
-                           AND e.payload = $1::jsonb -> 'payload'
-                           AND e.ordering_key IS NOT DISTINCT FROM $3
-                           AND e.headers IS NOT DISTINCT FROM nullif($1::jsonb -> 'headers', 'null'::jsonb)
-                    FROM outbox.events AS e
-                    WHERE e.event_id = $4
-                    """, [body.json, eventType, orderingKey, key])
-                guard existing.count == 1 else {
-                    throw APIError.conflict("event \(key ?? "") was published and already pruned; use a new Idempotency-Key")
+                func published() throws -> (created: Bool, same: Bool, json: String)? {
+                    guard let key else { return nil }
+                    let existing = try connection.query("""
+                        SELECT (\(Self.eventJSON))::text,
+                               e.event_type = $2
+                               AND e.payload = $1::jsonb -> 'payload'
+                               AND e.ordering_key IS NOT DISTINCT FROM $3
+                               AND e.headers IS NOT DISTINCT FROM nullif($1::jsonb -> 'headers', 'null'::jsonb)
+                        FROM outbox.events AS e
+                        WHERE e.event_id = $4
+                        """, [body.json, eventType, orderingKey, key])
+                    guard existing.count == 1 else { return nil }
+                    return (false, try existing[0].decode(Bool.self, at: 1), try existing[0].decode(String.self, at: 0))
                 }
-                return (false, try existing[0].decode(Bool.self, at: 1), try existing[0].decode(String.self, at: 0))
+                if let earlier = try published() { return earlier }
+                do {
+                    let inserted = try connection.query("""
+                        INSERT INTO outbox.events AS e (event_type, payload, ordering_key, headers, event_id)
+                        VALUES ($2, $1::jsonb -> 'payload', $3, nullif($1::jsonb -> 'headers', 'null'::jsonb), $4)
+                        RETURNING (\(Self.eventJSON))::text
+                        """, [body.json, eventType, orderingKey, key])
+                    return (true, true, try inserted[0].decode(String.self, at: 0))
+                } catch let error as PostgresError where error.sqlState == "23505" {
+                    // The same key, published at the same moment by another request.
+                    guard let earlier = try published() else { throw error }
+                    return earlier
+                }
             }
             guard result.same else {
                 throw APIError(.conflict, "idempotency_conflict", "Idempotency-Key \(key ?? "") was already used with a different event")

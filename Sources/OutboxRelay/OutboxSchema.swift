@@ -6,11 +6,15 @@ public enum OutboxSchema {
     /// Every migration, in order. A new `sql/NNNN_name.sql` file needs its line
     /// here; a test checks that this list and the folder agree.
     public static let migrations: [Migration] = [
-        migration(1, "tables", PackageResources._001_tables_sql),
+        // 0001 since indexes the deliveries table only while it is one (0008 makes it a view).
+        migration(1, "tables", PackageResources._001_tables_sql,
+                  formerly: ["c293e69c82441d12300f63369b04b3b36eb55a8950de73d0fa9ef49820ccc5d7"]),
         migration(2, "validation", PackageResources._002_validation_sql),
         migration(3, "functions", PackageResources._003_functions_sql),
         migration(4, "views", PackageResources._004_views_sql),
-        migration(5, "relay", PackageResources._005_relay_sql),
+        // 0005 since leaves its function bodies unchecked until called (0010 replaces them).
+        migration(5, "relay", PackageResources._005_relay_sql,
+                  formerly: ["97ea6e36a4e06783feccacf982c1702a0e4d608dfe22da9b472344a5233df90e"]),
         migration(6, "retention", PackageResources._006_retention_sql),
         migration(7, "api_tokens", PackageResources._007_api_tokens_sql),
         migration(8, "storage", PackageResources._008_storage_sql),
@@ -29,7 +33,7 @@ public enum OutboxSchema {
     /// Applies migrations under advisory lock key "outbox-relay migrate".
     public static let migrator = Migrator(migrations: migrations, schema: "outbox", lockKey: 0x6F75_7462_6F78_6D67)
 
-    private static func migration(_ version: Int, _ name: String, _ bytes: [UInt8]) -> Migration {
-        Migration(version: version, name: name, sql: String(decoding: bytes, as: UTF8.self))
+    private static func migration(_ version: Int, _ name: String, _ bytes: [UInt8], formerly: Set<String> = []) -> Migration {
+        Migration(version: version, name: name, sql: String(decoding: bytes, as: UTF8.self), formerChecksums: formerly)
     }
 }

@@ -74,17 +74,10 @@ public final class PartitionKeeper: Service, Sendable {
             defer { _ = try? connection.query("SELECT pg_advisory_unlock(1868722810, 0)") }
             var changes: [(String, Int, Int)] = []
             for table in Self.tables {
-                let created = try connection.query(
-                    "SELECT outbox.create_time_partitions($1::regclass, $2::interval, $3::interval)", [table, every, ahead]
-                )[0].decode(Int.self, at: 0)
-                let dropped: Int
-                do {
-                    dropped = try connection.query(
-                        "SELECT outbox.drop_time_partitions($1::regclass, $2::interval)", [table, retention]
-                    )[0].decode(Int.self, at: 0)
-                } catch let error as PostgresError where error.sqlState == "55P03" {
-                    dropped = 0  // lock_not_available: the parent was busy; next round.
-                }
+                let created = try Self.unlessBusy(connection.query(
+                    "SELECT outbox.create_time_partitions($1::regclass, $2::interval, $3::interval)", [table, every, ahead]))
+                let dropped = try Self.unlessBusy(connection.query(
+                    "SELECT outbox.drop_time_partitions($1::regclass, $2::interval)", [table, retention]))
                 changes.append((table, created, dropped))
             }
             return changes
@@ -93,6 +86,16 @@ public final class PartitionKeeper: Service, Sendable {
             logger.info("partitions kept", metadata: ["table": "\(table)", "created": "\(created)", "dropped": "\(dropped)"])
             Counter(label: "outbox_partitions_created_total", dimensions: [("table", table)]).increment(by: created)
             Counter(label: "outbox_partitions_dropped_total", dimensions: [("table", table)]).increment(by: dropped)
+        }
+    }
+
+    /// The count a partition function returned, or 0 when it could not get its
+    /// lock in time (lock_not_available: the table was busy; the next round tries again).
+    private static func unlessBusy(_ result: @autoclosure () throws -> QueryResult) throws -> Int {
+        do {
+            return try result()[0].decode(Int.self, at: 0)
+        } catch let error as PostgresError where error.sqlState == "55P03" {
+            return 0
         }
     }
 }

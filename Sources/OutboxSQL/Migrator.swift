@@ -3,11 +3,15 @@ public struct Migration: Sendable, Equatable {
     public let version: Int
     public let name: String
     public let sql: String
+    /// SHA-256 (hex) of earlier texts of this file that a database may have
+    /// recorded: edits that leave what the file does to such a database unchanged.
+    public let formerChecksums: Set<String>
 
-    public init(version: Int, name: String, sql: String) {
+    public init(version: Int, name: String, sql: String, formerChecksums: Set<String> = []) {
         self.version = version
         self.name = name
         self.sql = sql
+        self.formerChecksums = formerChecksums
     }
 }
 
@@ -86,7 +90,7 @@ public struct Migrator: Sendable {
             }
             let expected = try connection.query(
                 "SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex')", [migration.sql])[0].decode(String.self, at: 0)
-            guard expected == checksum else {
+            guard expected == checksum || migration.formerChecksums.contains(checksum) else {
                 throw PostgresError(
                     code: .migration,
                     message: "migration \(version) (\(name)) changed after it was applied (checksum \(checksum.prefix(12))… in the database, \(expected.prefix(12))… in this binary): restore the original file and put the change in a new migration")

@@ -56,7 +56,7 @@ struct DeliveriesListCommand: ParsableCommand {
                 WHERE ($1::text IS NULL OR d.status = $1)
                   AND ($2::text IS NULL OR s.name = $2)
                   AND ($3::text IS NULL OR d.event_id = $3)
-                ORDER BY d.id DESC NULLS LAST
+                ORDER BY d.event_seq DESC, d.subscription_id
                 LIMIT $4
                 """, [status?.rawValue, subscription, event, limit])
             return try result.rows.map { row in

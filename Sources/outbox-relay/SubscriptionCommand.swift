@@ -124,7 +124,7 @@ struct SubscriptionRemoveCommand: ParsableCommand {
             try connection.withTransaction { connection in
                 let id = try connection.subscriptionID(named: name)
                 let deliveries = try connection.query(
-                    "SELECT count(*) FROM outbox.deliveries WHERE subscription_id = $1", [id])[0].decode(Int64.self, at: 0)
+                    "SELECT count(*) FROM outbox.deliveries WHERE subscription_id = $1 AND status <> 'succeeded'", [id])[0].decode(Int64.self, at: 0)
                 try connection.query("DELETE FROM outbox.subscriptions WHERE id = $1", [id])
                 return deliveries
             }

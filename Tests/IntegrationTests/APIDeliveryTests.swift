@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `/api/v1/deliveries`, one delivery, and replays of one or of dead letters.
 @Suite("Admin API: deliveries")
@@ -13,8 +14,9 @@ struct APIDeliveryTests {
             _ = try connection.query("SELECT outbox.publish($1, $2::jsonb, event_id => $3)",
                                      [index % 2 == 0 ? "order.paid" : "order.created", "{\"n\":\(index)}", "event-\(index)"])
         }
+        try QueuedDeliveries.store(connection)
         _ = try connection.query("""
-            UPDATE outbox.deliveries
+            UPDATE outbox.delivery_queue
             SET status = 'dead', attempts = 1, completed_at = now(), last_status_code = 500, last_error = 'HTTP 500'
             WHERE subscription_id = (SELECT id FROM outbox.subscriptions WHERE name = 'b')
             """)

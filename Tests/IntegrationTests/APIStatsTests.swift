@@ -1,51 +1,59 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `GET /api/v1/stats`: backlog, window counts, rates and percentiles from known rows.
 @Suite("Admin API: stats")
 struct APIStatsTests {
     /// Subscription `a` (events `a.*`): four deliveries succeeded 30 s ago with latencies
-    /// 100–400 ms and 2xx attempts of 10–40 ms, two succeeded 3 min ago (1000 ms), one
-    /// 10 min ago (outside the window, with an old failed attempt), one pending.
-    /// Subscription `b` (events `b.*`): one dead a minute ago after two 500s (100, 200 ms),
-    /// one dead 20 min ago, one pending, one delivering; its circuit is open after 3 failures.
+    /// 100–400 ms and 2xx attempts of 10–40 ms, two succeeded 3 min ago (1000 ms, attempts
+    /// of 50 ms), one 10 min ago (outside the window, after an old failed attempt), one
+    /// pending. Subscription `b` (events `b.*`): one dead a minute ago after two 500s (100,
+    /// 200 ms), one dead 20 min ago, one pending, one delivering; its circuit is open after
+    /// 3 failures. A succeeded delivery is its last attempt (`outcome = 'succeeded'`).
     static func seed(_ server: APITestServer) throws {
         let connection = try server.database.connect()
         _ = try connection.query("SELECT outbox.subscribe('a', 'https://example.com/a', ARRAY['a.*'])")
         _ = try connection.query("SELECT outbox.subscribe('b', 'https://example.com/b', ARRAY['b.*'])")
         for index in 1...8 { _ = try connection.query("SELECT outbox.publish('a.x', '{}', event_id => $1)", ["a\(index)"]) }
         for index in 1...4 { _ = try connection.query("SELECT outbox.publish('b.x', '{}', event_id => $1)", ["b\(index)"]) }
+        try QueuedDeliveries.store(connection)
         _ = try connection.query("""
-            UPDATE outbox.deliveries AS d
+            UPDATE outbox.delivery_queue AS d
             SET status = v.status,
                 completed_at = now() - v.ago,
-                created_at = coalesce(now() - v.ago - v.latency, d.created_at),
                 lease_owner = CASE WHEN v.status = 'delivering' THEN 'test' END,
                 lease_expires_at = CASE WHEN v.status = 'delivering' THEN now() + interval '1 minute' END
             FROM (VALUES
-                ('a1', 'succeeded', interval '30 seconds', interval '100 ms'),
-                ('a2', 'succeeded', interval '30 seconds', interval '200 ms'),
-                ('a3', 'succeeded', interval '30 seconds', interval '300 ms'),
-                ('a4', 'succeeded', interval '30 seconds', interval '400 ms'),
-                ('a5', 'succeeded', interval '3 minutes', interval '1000 ms'),
-                ('a6', 'succeeded', interval '3 minutes', interval '1000 ms'),
-                ('a7', 'succeeded', interval '10 minutes', interval '1000 ms'),
-                ('b1', 'dead', interval '1 minute', interval '1 second'),
-                ('b2', 'dead', interval '20 minutes', interval '1 second'),
-                ('b4', 'delivering', NULL, interval '0 seconds')
-            ) AS v(event_id, status, ago, latency)
+                ('b1', 'dead', interval '1 minute'),
+                ('b2', 'dead', interval '20 minutes'),
+                ('b4', 'delivering', NULL)
+            ) AS v(event_id, status, ago)
             WHERE d.event_id = v.event_id
             """)
         _ = try connection.query("""
-            INSERT INTO outbox.attempts (delivery_id, event_id, attempt, started_at, duration_ms, status_code)
-            SELECT d.id, d.event_id, v.attempt, now() - v.ago, v.duration_ms, v.status_code
+            INSERT INTO outbox.attempts (delivery_id, event_id, attempt, started_at, duration_ms, status_code,
+                                         subscription_id, event_seq, delivery_created_at, outcome)
+            SELECT d.id, d.event_id, v.attempt, now() - v.ago, v.duration_ms, v.status_code, d.subscription_id, d.event_seq,
+                   now() - v.ago + v.duration_ms * interval '1 millisecond' - coalesce(v.latency, interval '0'), v.outcome
             FROM (VALUES
-                ('a1', 1, interval '31 seconds', 10.0, 200), ('a2', 1, interval '31 seconds', 20.0, 200),
-                ('a3', 1, interval '31 seconds', 30.0, 204), ('a4', 1, interval '31 seconds', 40.0, 200),
-                ('b1', 1, interval '70 seconds', 100.0, 500), ('b1', 2, interval '65 seconds', 200.0, 500),
-                ('a7', 1, interval '11 minutes', 5000.0, 500)
-            ) AS v(event_id, attempt, ago, duration_ms, status_code)
-            JOIN outbox.deliveries AS d ON d.event_id = v.event_id
+                ('a1', 1, interval '31 seconds', 10.0, 200, interval '100 ms', 'succeeded'),
+                ('a2', 1, interval '31 seconds', 20.0, 200, interval '200 ms', 'succeeded'),
+                ('a3', 1, interval '31 seconds', 30.0, 204, interval '300 ms', 'succeeded'),
+                ('a4', 1, interval '31 seconds', 40.0, 200, interval '400 ms', 'succeeded'),
+                ('a5', 1, interval '3 minutes', 50.0, 200, interval '1000 ms', 'succeeded'),
+                ('a6', 1, interval '3 minutes', 50.0, 200, interval '1000 ms', 'succeeded'),
+                ('a7', 1, interval '11 minutes', 5000.0, 500, NULL, 'retry'),
+                ('a7', 2, interval '10 minutes', 5.0, 200, interval '1000 ms', 'succeeded'),
+                ('b1', 1, interval '70 seconds', 100.0, 500, NULL, 'retry'),
+                ('b1', 2, interval '65 seconds', 200.0, 500, NULL, 'dead')
+            ) AS v(event_id, attempt, ago, duration_ms, status_code, latency, outcome)
+            JOIN outbox.delivery_queue AS d ON d.event_id = v.event_id
+            """)
+        _ = try connection.query("""
+            DELETE FROM outbox.delivery_queue AS d
+            USING outbox.attempts AS a
+            WHERE a.delivery_id = d.id AND a.outcome = 'succeeded'
             """)
         _ = try connection.query("""
             UPDATE outbox.subscription_state
@@ -70,14 +78,14 @@ struct APIStatsTests {
             #expect(overall["dead_5m"] as? Int == 1)
             #expect(overall["deliveries_per_second_1m"] as? Double == 0.067)
             #expect(overall["deliveries_per_second_5m"] as? Double == 0.02)
-            #expect(overall["attempts_5m"] as? Int == 6)
-            #expect(overall["success_rate_5m"] as? Double == 0.6667)
-            // percentile_cont over 100, 200, 300, 400, 1000, 1000 ms and over 10, 20, 30, 40, 100, 200 ms.
+            #expect(overall["attempts_5m"] as? Int == 8)
+            #expect(overall["success_rate_5m"] as? Double == 0.75)
+            // percentile_cont over 100, 200, 300, 400, 1000, 1000 ms and over 10, 20, 30, 40, 50, 50, 100, 200 ms.
             let latency = try #require(overall["latency_ms_5m"] as? [String: Double])
             #expect(latency == ["p50": 350, "p95": 1000, "p99": 1000])
             let duration = try #require(overall["attempt_duration_ms_5m"] as? [String: Double])
-            #expect(duration["p50"] == 35)
-            #expect(duration["p99"] == 195)
+            #expect(duration["p50"] == 45)
+            #expect(duration["p99"] == 193)
 
             let subscriptions = try #require(body["subscriptions"] as? [[String: Any]])
             #expect(subscriptions.compactMap { $0["name"] as? String } == ["a", "b"])

@@ -104,6 +104,7 @@ struct CLIWrongInputTests {
         let sql = try database.connect()
         try sql.query("SELECT outbox.subscribe('orders', $1, '{order.*}', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')", [Self.url])
         try sql.query("SELECT outbox.publish('order.created', '{\"id\": 1}', event_id => 'ev-1')")
+        try QueuedDeliveries.store(sql)
         let pending = try database.scalar("SELECT id FROM outbox.deliveries", as: Int64.self)
         let before = try DatabaseSnapshot(sql)
 
@@ -136,7 +137,7 @@ struct DatabaseSnapshot: Equatable, CustomStringConvertible {
                        (SELECT string_agg(s::text, '|' ORDER BY s.id) FROM outbox.subscriptions AS s),
                        (SELECT string_agg(st::text, '|' ORDER BY st.subscription_id) FROM outbox.subscription_state AS st),
                        (SELECT string_agg(e::text, '|' ORDER BY e.id) FROM outbox.events AS e),
-                       (SELECT string_agg(d::text, '|' ORDER BY d.id) FROM outbox.deliveries AS d),
+                       (SELECT string_agg(d::text, '|' ORDER BY d.id, d.subscription_id, d.event_seq) FROM outbox.deliveries AS d),
                        (SELECT string_agg(a::text, '|' ORDER BY a.id) FROM outbox.attempts AS a)))
             """)[0]
         counts = try row.decode(String.self, at: 0)

@@ -74,7 +74,8 @@ struct FanOutDeliveryTests {
             // The commit notifies while nothing is due yet; nothing notifies when it becomes due.
             try sql.withTransaction { sql in
                 try publish(sql, count: 20, type: "order.created", from: 1)
-                try sql.query("UPDATE outbox.deliveries SET next_attempt_at = now() + interval '1 second'")
+                try QueuedDeliveries.store(sql)
+                try sql.query("UPDATE outbox.delivery_queue SET next_attempt_at = now() + interval '1 second'")
             }
             // Only the poll can find them: no notification comes when they become due.
             _ = try await receiver.waitForRequests(count: 20, timeout: .seconds(10))

@@ -37,6 +37,8 @@ struct ReplicaTests {
         let claims = try sql.query("SELECT owner, count(*) FROM public.claim_log GROUP BY owner").rows
             .map { (owner: try $0.decode(String.self, at: 0), count: try $0.decode(Int.self, at: 1)) }
         #expect(claims.reduce(0) { $0 + $1.count } == expected.count, "claims per owner: \(claims)")
+        #expect(try sql.query("SELECT count(DISTINCT event_id) FROM public.claim_log")[0].decode(Int.self, at: 0) == expected.count,
+                "each event claimed once")
         #expect(claims.allSatisfy { claim in relays.contains { claim.owner.contains(":\($0.pid):") } }, "claims per owner: \(claims)")
         for relay in relays {
             #expect(try await relay.terminate(within: .seconds(10)) == .success, "\(relay.logTail())")
@@ -47,14 +49,18 @@ struct ReplicaTests {
     /// `public.claim_log`, a table of this test's own.
     private func logClaims(_ sql: Connection) throws {
         try sql.execute("""
-            CREATE TABLE public.claim_log (delivery_id bigint NOT NULL, owner text);
+            CREATE TABLE public.claim_log (delivery_id bigint NOT NULL, event_id text NOT NULL, owner text);
             CREATE FUNCTION public.log_claim() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                INSERT INTO public.claim_log VALUES (NEW.id, NEW.lease_owner);
+                INSERT INTO public.claim_log VALUES (NEW.id, NEW.event_id, NEW.lease_owner);
                 RETURN NULL;
             END
             $$;
-            CREATE TRIGGER log_claim AFTER UPDATE OF status ON outbox.deliveries
+            -- A first attempt is claimed by inserting the delivery leased, a retry by updating it.
+            CREATE TRIGGER log_first_claim AFTER INSERT ON outbox.delivery_queue
+                FOR EACH ROW WHEN (NEW.status = 'delivering')
+                EXECUTE FUNCTION public.log_claim();
+            CREATE TRIGGER log_claim AFTER UPDATE OF status ON outbox.delivery_queue
                 FOR EACH ROW WHEN (NEW.status = 'delivering' AND OLD.status <> 'delivering')
                 EXECUTE FUNCTION public.log_claim();
             """)

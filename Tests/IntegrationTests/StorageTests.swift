@@ -86,7 +86,19 @@ struct StorageTests {
         let database = try TestDatabase()
         let sql = try database.connect()
         try sql.query("SELECT outbox.subscribe('fast', 'http://example.com/f', ARRAY['*'])")
-        // An hour old: the partition of everything before the migration holds them.
+        // A partition of the last two hours, made by hand as a DBA may (the relay makes them ahead).
+        try sql.execute("""
+            CREATE TABLE outbox.events_old (LIKE outbox.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+            CREATE UNIQUE INDEX events_old_event_id_key ON outbox.events_old (event_id);
+            """)
+        try sql.query(
+            "SELECT outbox.create_time_partitions('outbox.events', '1 minute', '2 minutes')")
+        try sql.query("""
+            DO $$ BEGIN
+                EXECUTE format('ALTER TABLE outbox.events ATTACH PARTITION outbox.events_old FOR VALUES FROM (%L) TO (%L)',
+                               now() - interval '2 hours', (SELECT min(lower_bound) FROM outbox.time_partitions('outbox.events')));
+            END $$
+            """)
         for name in ["delivered", "dead", "unread"] {
             try sql.query(
                 "INSERT INTO outbox.events (event_id, event_type, payload, created_at) VALUES ($1, 'order.created', '{\"k\": 1}', now() - interval '1 hour')",
@@ -95,14 +107,13 @@ struct StorageTests {
         let claimed = try Claims.claim(sql, batchSize: 2)
         #expect(claimed.map(\.eventID) == ["delivered", "dead"])
         try Claims.record(sql, claimed, outcomes: ["succeeded", "dead"])
-        try sql.query("SELECT outbox.create_time_partitions('outbox.events', '1 minute', '2 minutes')")
         let before = try database.scalar("SELECT count(*) FROM outbox.time_partitions('outbox.events')", as: Int.self)
 
         let dropped = try database.scalar("SELECT outbox.drop_time_partitions('outbox.events', '0 seconds')", as: Int.self)
 
-        #expect(dropped >= 1, "the partition of the old events, whole")
-        #expect(try database.scalar("SELECT count(*) FROM outbox.time_partitions('outbox.events')", as: Int.self) == before - dropped)
-        #expect(try database.scalar("SELECT to_regclass('outbox.events_before_partitioning') IS NULL", as: Bool.self))
+        #expect(dropped == 1, "the partition of the old events, whole")
+        #expect(try database.scalar("SELECT count(*) FROM outbox.time_partitions('outbox.events')", as: Int.self) == before - 1)
+        #expect(try database.scalar("SELECT to_regclass('outbox.events_old') IS NULL", as: Bool.self))
         let kept = try sql.query("SELECT event_id FROM outbox.events ORDER BY id").rows.map { try $0.decode(String.self, at: 0) }
         #expect(kept == ["dead", "unread"], "the dead letter's and the unread event move to the default partition")
         let deadLetter = try sql.query("SELECT event_id, payload::text, event_type FROM outbox.dead_letters")
