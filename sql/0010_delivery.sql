@@ -171,19 +171,25 @@ BEGIN
     END IF;
     -- A relay with work is awake: publishers stop notifying it.
     UPDATE outbox.relay_sessions AS r SET asleep = false WHERE r.pid = pg_backend_pid() AND r.asleep;
+    -- Each subscription's part of the answer is worked out once, not per delivery.
     RETURN QUERY
+    WITH sub AS (
+        SELECT ss.id, ss.url, ss.headers::text AS headers, ss.secret, ss.name,
+               CASE WHEN ss.previous_secret_expires_at > now() THEN ss.previous_secret END AS previous_secret,
+               extract(epoch FROM ss.timeout)::double precision AS timeout_seconds,
+               (SELECT array_agg(extract(epoch FROM step)::double precision ORDER BY ordinality)
+                FROM unnest(ss.retry_schedule) WITH ORDINALITY AS step) AS retry_schedule_seconds
+        FROM outbox.subscriptions AS ss
+        WHERE ss.id IN (SELECT DISTINCT q.subscription_id FROM outbox.delivery_queue AS q WHERE q.id = ANY (claimed_ids))
+    )
     SELECT q.id, q.event_id, q.subscription_id, q.attempts, q.retry_step,
            e.event_type, e.payload::text, e.headers::text, e.created_at,
            to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-           sub.url, sub.headers::text, sub.secret,
-           CASE WHEN sub.previous_secret_expires_at > now() THEN sub.previous_secret END,
-           extract(epoch FROM sub.timeout)::double precision,
-           (SELECT array_agg(extract(epoch FROM step)::double precision ORDER BY ordinality)
-            FROM unnest(sub.retry_schedule) WITH ORDINALITY AS step),
+           sub.url, sub.headers, sub.secret, sub.previous_secret, sub.timeout_seconds, sub.retry_schedule_seconds,
            sub.name
     FROM outbox.delivery_queue AS q
     JOIN outbox.events AS e ON e.id = q.event_seq AND e.created_at = q.event_created_at
-    JOIN outbox.subscriptions AS sub ON sub.id = q.subscription_id
+    JOIN sub ON sub.id = q.subscription_id
     WHERE q.id = ANY (claimed_ids);
 END
 $$;
@@ -234,27 +240,30 @@ BEGIN
         AS o(delivery_id, event_id, subscription_id, attempt, outcome, status_code, error, started_at, duration_ms, excerpt)
     LEFT JOIN outbox.delivery_queue AS q ON q.id = o.delivery_id;
 
+    -- A success leaves the queue; its attempt row stands for it.
     DELETE FROM outbox.delivery_queue AS q
-    USING unnest(delivery_ids, outcomes) AS o(delivery_id, outcome)
-    WHERE q.id = o.delivery_id
-      AND o.outcome = 'succeeded'
-      AND q.id = ANY (held);
+    WHERE q.id = ANY (held)
+      AND q.id = ANY (ARRAY(SELECT o.delivery_id
+                            FROM unnest(delivery_ids, outcomes) AS o(delivery_id, outcome)
+                            WHERE o.outcome = 'succeeded'));
 
-    UPDATE outbox.delivery_queue AS q
-    SET status = CASE o.outcome WHEN 'retry' THEN 'pending' ELSE 'dead' END,
-        attempts = o.attempt,
-        retry_step = CASE WHEN o.outcome = 'retry' THEN q.retry_step + 1 ELSE q.retry_step END,
-        next_attempt_at = coalesce(o.next_attempt_at, q.next_attempt_at),
-        last_status_code = o.status_code,
-        last_error = o.error,
-        completed_at = CASE WHEN o.outcome = 'dead' THEN now() END,
-        lease_owner = NULL,
-        lease_expires_at = NULL
-    FROM unnest(delivery_ids, attempt_numbers, outcomes, next_attempt_ats, status_codes, errors)
-        AS o(delivery_id, attempt, outcome, next_attempt_at, status_code, error)
-    WHERE q.id = o.delivery_id
-      AND o.outcome IN ('retry', 'dead')
-      AND q.id = ANY (held);
+    IF 'retry' = ANY (outcomes) OR 'dead' = ANY (outcomes) THEN
+        UPDATE outbox.delivery_queue AS q
+        SET status = CASE o.outcome WHEN 'retry' THEN 'pending' ELSE 'dead' END,
+            attempts = o.attempt,
+            retry_step = CASE WHEN o.outcome = 'retry' THEN q.retry_step + 1 ELSE q.retry_step END,
+            next_attempt_at = coalesce(o.next_attempt_at, q.next_attempt_at),
+            last_status_code = o.status_code,
+            last_error = o.error,
+            completed_at = CASE WHEN o.outcome = 'dead' THEN now() END,
+            lease_owner = NULL,
+            lease_expires_at = NULL
+        FROM unnest(delivery_ids, attempt_numbers, outcomes, next_attempt_ats, status_codes, errors)
+            AS o(delivery_id, attempt, outcome, next_attempt_at, status_code, error)
+        WHERE q.id = o.delivery_id
+          AND o.outcome IN ('retry', 'dead')
+          AND q.id = ANY (held);
+    END IF;
 
     -- The claims that ended, and the successes, per subscription: last, so the
     -- state rows are locked only for the rest of this transaction.

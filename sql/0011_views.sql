@@ -21,6 +21,33 @@ JOIN outbox.events AS e
 WHERE outbox.event_belongs(c.subscription_id, e.txid, e.event_type);
 COMMENT ON VIEW outbox.unread_deliveries IS 'Deliveries the relay has not reached yet (computed from the events and the subscriptions'' cursors).';
 
+-- How many deliveries of a subscription its cursor has not reached, and the
+-- oldest one's created_at: one pass over the unread events (what the backlog
+-- costs), with the single-period shortcut of outbox.read_new_events.
+CREATE OR REPLACE FUNCTION outbox.unread_backlog(subscription_id bigint, OUT unread bigint, OUT oldest timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c outbox.subscription_cursors;
+    period outbox.subscription_periods := outbox.single_open_period(unread_backlog.subscription_id);
+    simple boolean := period.subscription_id IS NOT NULL;
+    every_type boolean := coalesce('*' = ANY (period.event_types), false);
+BEGIN
+    unread := 0;
+    SELECT * INTO c FROM outbox.subscription_cursors AS sc WHERE sc.subscription_id = unread_backlog.subscription_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT count(*), min(e.created_at) INTO unread, oldest
+    FROM outbox.events AS e
+    WHERE e.txid >= pg_snapshot_xmin(c.lo)
+      AND NOT outbox.cursor_has_read(c, e.txid, e.id)
+      AND CASE WHEN simple
+               THEN NOT pg_visible_in_snapshot(e.txid, period.started)
+                    AND (every_type OR outbox.event_type_matches(period.event_types, e.event_type))
+               ELSE outbox.event_belongs(unread_backlog.subscription_id, e.txid, e.event_type) END;
+END
+$$;
+
 -- One row per (event, subscription) from the moment the event commits: the queue
 -- (in flight, waiting to retry, dead), the history (a succeeded delivery is its
 -- last attempt), and what the relay has not reached yet (pending, id NULL).
@@ -113,7 +140,7 @@ SELECT s.name AS subscription,
        greatest(coalesce(c.claimed - st.ended, 0), 0)                 AS delivering,
        coalesce(st.succeeded, 0)                                      AS succeeded,
        coalesce(q.dead, 0)                                            AS dead,
-       now() - least(q.oldest_pending, u.oldest_unread)               AS oldest_pending_age,
+       now() - least(q.oldest_pending, u.oldest)                      AS oldest_pending_age,
        st.last_success_at,
        coalesce(st.consecutive_failures, 0)                           AS consecutive_failures,
        coalesce(st.circuit_state, 'closed')                           AS circuit_state
@@ -128,8 +155,4 @@ LEFT JOIN LATERAL (
     WHERE d.subscription_id = s.id
       AND d.status IN ('pending', 'dead')
 ) AS q ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) AS unread, min(ud.created_at) AS oldest_unread
-    FROM outbox.unread_deliveries AS ud
-    WHERE ud.subscription_id = s.id
-) AS u ON true;
+LEFT JOIN LATERAL outbox.unread_backlog(s.id) AS u ON true;

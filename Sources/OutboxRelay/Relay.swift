@@ -149,7 +149,9 @@ public final class Relay: Service, Sendable {
             }
             do {
                 var claimed = try await claim(room)
-                if claimed.isEmpty && !asleep {
+                // With requests in flight the recorder wakes the claimer when they end;
+                // only an idle relay announces its sleep to the publishers.
+                if claimed.isEmpty && !asleep && held == 0 {
                     asleep = try await store.prepareToSleep()
                     if asleep { claimed = try await claim(room) }
                 }
