@@ -43,7 +43,9 @@ BEGIN
         RAISE EXCEPTION 'outbox.events.ordering_key must be 1 to 255 characters, got %', length(NEW.ordering_key)
             USING ERRCODE = 'check_violation';
     END IF;
-    PERFORM outbox.check_headers(NEW.headers, 'outbox.events.headers');
+    IF NEW.headers IS NOT NULL THEN
+        PERFORM outbox.check_headers(NEW.headers, 'outbox.events.headers');
+    END IF;
     IF TG_OP = 'INSERT' THEN
         -- Wake a sleeping relay, and only a sleeping one: a NOTIFY makes commits
         -- queue on a global lock, and a busy relay finds the row on its next
