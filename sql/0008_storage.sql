@@ -169,10 +169,10 @@ CREATE TABLE IF NOT EXISTS outbox.attempts_default PARTITION OF outbox.attempts 
 --    reached and not finished — in flight, waiting to retry, or dead (a dead
 --    letter, kept until replayed or purged). Its size is the backlog in flight
 --    plus the retries plus the dead letters, never the history. A delivery
---    claimed for its first attempt is inserted already leased; success deletes
---    it. Claiming waiting work and renewing leases change no indexed column
---    outside the partial indexes' predicates, and fillfactor leaves room on the
---    page, so those updates are HOT.
+--    claimed for its first attempt is inserted already leased and deleted on
+--    success: the common path updates no row here, and no index the claim
+--    scans (the pending index) ever holds it. Lease renewal changes no indexed
+--    column, and fillfactor leaves room on the page, so it is a HOT update.
 CREATE TABLE IF NOT EXISTS outbox.delivery_queue (
     id               bigint PRIMARY KEY,
     event_id         text NOT NULL,
