@@ -174,13 +174,14 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- The next events of one subscription's stream, at most `max_events`, and the
--- cursor moved past them. The current batch is read first; when it is done the
+-- cursor moved past them. With `claiming`, the events read and `claiming` more
+-- count as claims made (subscription_cursors.claimed), in the same update. The current batch is read first; when it is done the
 -- next one starts at a new snapshot (taken here, so it sees every commit so far)
 -- and is read too. Batches are read in (txid, id) order through events_txid_idx:
 -- the transactions the previous snapshot saw in progress, then the ones that
 -- started after it. So a long transaction costs a look at its own events, never
 -- a rescan of everything after it. The caller holds the subscription's claim lock.
-CREATE OR REPLACE FUNCTION outbox.read_new_events(subscription_id bigint, max_events integer)
+CREATE OR REPLACE FUNCTION outbox.read_new_events(subscription_id bigint, max_events integer, claiming integer DEFAULT NULL)
 RETURNS TABLE (event_seq bigint, event_created_at timestamptz, event_id text, ordering_key text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -244,7 +245,8 @@ BEGIN
         c.read_id := 0;
     END LOOP;
     UPDATE outbox.subscription_cursors AS sc
-    SET lo = c.lo, hi = c.hi, read_txid = c.read_txid, read_id = c.read_id
+    SET lo = c.lo, hi = c.hi, read_txid = c.read_txid, read_id = c.read_id,
+        claimed = sc.claimed + coalesce(claiming + cardinality(seqs), 0)
     WHERE sc.subscription_id = read_new_events.subscription_id;
     RETURN QUERY SELECT * FROM unnest(seqs, created, ids, keys);
 END
@@ -254,8 +256,8 @@ $$;
 -- costs more than reading (the planner probes the index ends for its estimates),
 -- and a guess that few rows qualify would sort a whole batch instead of reading
 -- its first rows in order.
-ALTER FUNCTION outbox.read_new_events(bigint, integer) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION outbox.read_new_events(bigint, integer) SET enable_sort = off;
+ALTER FUNCTION outbox.read_new_events(bigint, integer, integer) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION outbox.read_new_events(bigint, integer, integer) SET enable_sort = off;
 
 -- Does a subscription have events its cursor has not read (matching or not)?
 -- For a relay about to sleep: cheap, it looks only past the cursor.

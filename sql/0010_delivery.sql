@@ -75,14 +75,15 @@ BEGIN
                                                     next_attempt_at, lease_owner, lease_expires_at, created_at)
             SELECT n.event_id, n.event_seq, n.event_created_at, claim_subscription.subscription_id, 'delivering',
                    n.event_created_at, owner, now() + lease, n.event_created_at
-            FROM outbox.read_new_events(claim_subscription.subscription_id, room - cardinality(waiting)) AS n
+            FROM outbox.read_new_events(claim_subscription.subscription_id, room - cardinality(waiting),
+                                        claiming => cardinality(waiting)) AS n
             RETURNING q.id
         )
         SELECT coalesce(array_agg(inserted.id), '{}') INTO fresh FROM inserted;
-    END IF;
-    IF cardinality(waiting) + cardinality(fresh) > 0 THEN
+    ELSIF cardinality(waiting) > 0 THEN
+        -- (read_new_events counts the claims when it runs: one update of the cursor.)
         UPDATE outbox.subscription_cursors AS c
-        SET claimed = c.claimed + cardinality(waiting) + cardinality(fresh)
+        SET claimed = c.claimed + cardinality(waiting)
         WHERE c.subscription_id = claim_subscription.subscription_id;
     END IF;
     RETURN waiting || fresh;

@@ -51,6 +51,8 @@ struct CrashRecoveryTests {
         // The victim starts alone, so the work in flight is surely its own.
         let victim = try RelayProcess(database: database)
         try await waitForArrivals(count: 100, on: receiver, relays: [victim], timeout: .seconds(30))
+        // Between a batch recorded and the next claimed, for a moment nothing is in flight.
+        try await waitUntil("the victim holds work") { try !leaseOwners(sql).isEmpty }
         let victimOwner = try #require(try leaseOwners(sql).first, "no delivery in flight: \(victim.logTail())")
         let survivor = try RelayProcess(database: database)
         try await ProcessTestSQL.waitForListeners(sql, timeout: .seconds(15)) { $0.count == 2 }
