@@ -6,16 +6,17 @@ import OutboxSQL
 struct APISubscriptions: Sendable {
     let database: DatabaseClient
 
-    /// One subscription as JSON; never its secrets. Settings are in seconds (null = the global default).
+    /// One subscription as JSON; never its secrets, URL credentials or credential-like header values
+    /// (`outbox.redacted_url`, `outbox.redacted_headers`). Settings are in seconds (null = the global default).
     static let subscriptionJSON = """
         json_build_object(
             'name', s.name,
-            'url', s.url,
+            'url', outbox.redacted_url(s.url),
             'event_types', s.event_types,
             'enabled', s.enabled,
             'disabled_reason', s.disabled_reason,
             'ordered', s.ordered,
-            'headers', s.headers,
+            'headers', outbox.redacted_headers(s.headers),
             'settings', json_build_object(
                 'timeout', extract(epoch FROM s.timeout)::float8,
                 'retry_schedule', (SELECT json_agg(extract(epoch FROM step)::float8) FROM unnest(s.retry_schedule) AS step),

@@ -22,6 +22,7 @@ public enum OutboxSchema {
         migration(10, "delivery", PackageResources._010_delivery_sql),
         migration(11, "views", PackageResources._011_views_sql),
         migration(12, "partitions", PackageResources._012_partitions_sql),
+        migration(13, "redaction", PackageResources._013_redaction_sql),
     ]
 
     /// The file name a migration came from, e.g. `0002_validation.sql`.

@@ -3,7 +3,9 @@ import OutboxRelay
 import OutboxSQL
 
 /// A subscription's settings as the operator commands print them. Never the
-/// secret: the query does not even read it.
+/// secret (the query does not even read it), URL credentials or credential-like
+/// header values (it reads them through `outbox.redacted_url`/`redacted_headers`,
+/// as the admin API does).
 struct SubscriptionRecord {
     var name: String
     var url: String
@@ -25,7 +27,8 @@ struct SubscriptionRecord {
     static func load(_ connection: Connection, name: String? = nil) throws -> [SubscriptionRecord] {
         // The operator commands' view of outbox.subscriptions (intervals as seconds).
         let result = try connection.query("""
-            SELECT s.name, s.url, s.event_types, s.enabled, s.disabled_reason, s.ordered, s.headers,
+            SELECT s.name, outbox.redacted_url(s.url), s.event_types, s.enabled, s.disabled_reason, s.ordered,
+                   outbox.redacted_headers(s.headers),
                    extract(epoch FROM s.timeout) AS timeout_seconds,
                    (SELECT array_agg(extract(epoch FROM r.step) ORDER BY r.position)
                     FROM unnest(s.retry_schedule) WITH ORDINALITY AS r(step, position)) AS retry_schedule_seconds,
@@ -72,12 +75,12 @@ struct SubscriptionRecord {
     var output: OutputRecord {
         OutputRecord([
             "name": .text(name),
-            "url": .text(Self.redactedURL(url)),
+            "url": .text(url),
             "event_types": .list(eventTypes),
             "enabled": .boolean(enabled),
             "disabled_reason": OutputValue(disabledReason),
             "ordered": .boolean(ordered),
-            "headers": .object(Self.redactedHeaders(headers)),
+            "headers": .object(headers),
             "timeout": .setting(timeout),
             "retry_schedule": retrySchedule.map { .list($0.map(DurationText.format)) } ?? .absent(shown: "default"),
             "max_in_flight": maxInFlight.map { .integer(Int64($0)) } ?? .absent(shown: "default"),
@@ -88,22 +91,5 @@ struct SubscriptionRecord {
             "created_at": .timestamp(createdAt),
             "updated_at": .timestamp(updatedAt),
         ])
-    }
-
-    /// The URL without credentials: `https://[redacted]@host/path`.
-    static func redactedURL(_ url: String) -> String {
-        guard let scheme = url.range(of: "://") else { return url }
-        let authorityEnd = url[scheme.upperBound...].firstIndex { "/?#".contains($0) } ?? url.endIndex
-        guard let at = url[scheme.upperBound..<authorityEnd].lastIndex(of: "@") else { return url }
-        return String(url[..<scheme.upperBound]) + "[redacted]" + String(url[at...])
-    }
-
-    /// Static headers often carry credentials (`authorization`, `x-api-key`): their values are hidden.
-    static func redactedHeaders(_ headers: [String: String]) -> [String: String] {
-        let sensitive = ["auth", "cookie", "token", "secret", "key", "password", "signature"]
-        return headers.reduce(into: [:]) { shown, header in
-            let name = header.key.lowercased()
-            shown[header.key] = sensitive.contains { name.contains($0) } ? "[redacted]" : header.value
-        }
     }
 }
