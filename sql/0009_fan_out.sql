@@ -244,10 +244,14 @@ BEGIN
         c.read_txid := '0';
         c.read_id := 0;
     END LOOP;
-    UPDATE outbox.subscription_cursors AS sc
-    SET lo = c.lo, hi = c.hi, read_txid = c.read_txid, read_id = c.read_id,
-        claimed = sc.claimed + coalesce(claiming + cardinality(seqs), 0)
-    WHERE sc.subscription_id = read_new_events.subscription_id;
+    -- Nothing read: the cursor stays where it was (the next call reads the same
+    -- empty batches again, at no cost), so an idle relay writes nothing.
+    IF cardinality(seqs) > 0 OR coalesce(claiming, 0) > 0 THEN
+        UPDATE outbox.subscription_cursors AS sc
+        SET lo = c.lo, hi = c.hi, read_txid = c.read_txid, read_id = c.read_id,
+            claimed = sc.claimed + coalesce(claiming + cardinality(seqs), 0)
+        WHERE sc.subscription_id = read_new_events.subscription_id;
+    END IF;
     RETURN QUERY SELECT * FROM unnest(seqs, created, ids, keys);
 END
 $$;
