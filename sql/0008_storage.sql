@@ -33,10 +33,54 @@ DROP INDEX IF EXISTS outbox.events_created_at_idx;
 DROP VIEW IF EXISTS outbox.subscription_health;
 DROP VIEW IF EXISTS outbox.dead_letters;
 
+-- Is an event's row well formed? Raises check_violation with a message that
+-- names the problem, else true. The CHECK constraint events_valid calls it, so
+-- it holds on INSERT and UPDATE alike, at a constraint's cost (no trigger).
+CREATE OR REPLACE FUNCTION outbox.valid_event(
+    event_type   text,
+    event_id     text,
+    payload      jsonb,
+    ordering_key text,
+    headers      jsonb
+) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    payload_bytes integer;
+BEGIN
+    IF event_type IS NULL OR event_type = '' THEN
+        RAISE EXCEPTION 'outbox.events.event_type is empty: give a type such as ''order.created'''
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF NOT outbox.is_valid_event_type(event_type) THEN
+        RAISE EXCEPTION 'outbox.events.event_type "%" is malformed: it must start with a letter or digit, use only letters, digits and _ . : - and be at most 255 characters', left(event_type, 300)
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF event_id IS NULL OR octet_length(event_id) > 255 OR event_id !~ '^[\x21-\x7e]+$' THEN
+        RAISE EXCEPTION 'outbox.events.event_id must be 1 to 255 printable ASCII characters without spaces (it is sent as the webhook-id header)'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    payload_bytes := octet_length(payload::text);
+    IF payload_bytes > outbox.max_payload_bytes() THEN
+        RAISE EXCEPTION 'outbox.events.payload is % bytes, over the limit of % bytes', payload_bytes, outbox.max_payload_bytes()
+            USING ERRCODE = 'check_violation',
+                  HINT = 'Publish a reference to large data instead, or raise outbox.max_payload_bytes.';
+    END IF;
+    IF ordering_key IS NOT NULL AND (ordering_key = '' OR length(ordering_key) > 255) THEN
+        RAISE EXCEPTION 'outbox.events.ordering_key must be 1 to 255 characters, got %', length(ordering_key)
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF headers IS NOT NULL THEN
+        PERFORM outbox.check_headers(headers, 'outbox.events.headers');
+    END IF;
+    RETURN true;
+END
+$$;
+
 -- 1. Events: partitioned by created_at. txid is the writing transaction, which
 --    places the event in the relay's snapshot batches. event_id is unique per
 --    partition by a unique index (the relay creates one with each partition),
---    and across partitions by the check in outbox.check_event().
+--    and across partitions by the check in outbox.check_event(). The other
+--    columns are checked by the constraint events_valid.
 DO $convert_events$
 DECLARE
     upper_bound timestamptz;
@@ -69,7 +113,8 @@ BEGIN
         headers      jsonb,
         created_at   timestamptz NOT NULL DEFAULT now(),
         txid         xid8 NOT NULL DEFAULT pg_current_xact_id(),
-        CONSTRAINT events_pkey PRIMARY KEY (id, created_at)
+        CONSTRAINT events_pkey PRIMARY KEY (id, created_at),
+        CONSTRAINT events_valid CHECK (outbox.valid_event(event_type, event_id, payload, ordering_key, headers))
     ) PARTITION BY RANGE (created_at);
     ALTER SEQUENCE outbox.events_id_seq OWNED BY outbox.events.id;
     -- The relay reads each subscription's new events in (txid, id) order.
@@ -80,6 +125,8 @@ BEGIN
     IF upper_bound IS NULL THEN
         DROP TABLE outbox.events_before_partitioning;
     ELSE
+        ALTER TABLE outbox.events_before_partitioning
+            ADD CONSTRAINT events_valid CHECK (outbox.valid_event(event_type, event_id, payload, ordering_key, headers));
         EXECUTE format('ALTER TABLE outbox.events ATTACH PARTITION outbox.events_before_partitioning FOR VALUES FROM (MINVALUE) TO (%L)',
                        greatest(upper_bound, now()));
     END IF;

@@ -1,66 +1,34 @@
 -- outbox-relay schema, part 9: publishing, and fan-out in the relay.
 --
--- The host's INSERT runs one row trigger: validate, give the event an id, refuse
--- a duplicate event_id, and notify a sleeping relay. Nothing in it grows with
+-- The host's INSERT runs one row trigger: give the event an id, refuse a
+-- duplicate event_id, and notify a sleeping relay (the row is checked by the
+-- constraint events_valid, 0008). Nothing in it grows with
 -- the number of subscriptions. The relay then reads each subscription's new
 -- events by snapshot (outbox.read_new_events) when it claims work.
 
--- Every event, before it is stored.
+-- Every new event, before it is stored: its id (a UUID when it has none; a
+-- duplicate of an event kept is refused) and the wake-up of a sleeping relay.
+-- The row's other columns are checked by the constraint events_valid (0008).
 CREATE OR REPLACE FUNCTION outbox.check_event() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    payload_bytes integer;
 BEGIN
-    IF NEW.event_type IS NULL OR NEW.event_type = '' THEN
-        RAISE EXCEPTION 'outbox.events.event_type is empty: give a type such as ''order.created'''
-            USING ERRCODE = 'check_violation';
-    END IF;
-    IF NOT outbox.is_valid_event_type(NEW.event_type) THEN
-        RAISE EXCEPTION 'outbox.events.event_type "%" is malformed: it must start with a letter or digit, use only letters, digits and _ . : - and be at most 255 characters', left(NEW.event_type, 300)
-            USING ERRCODE = 'check_violation';
-    END IF;
-    IF NEW.event_id IS NULL AND TG_OP = 'INSERT' THEN
+    IF NEW.event_id IS NULL THEN
         NEW.event_id := gen_random_uuid()::text;
-    ELSIF NEW.event_id IS NULL OR octet_length(NEW.event_id) > 255 OR NEW.event_id !~ '^[\x21-\x7e]+$' THEN
-        RAISE EXCEPTION 'outbox.events.event_id must be 1 to 255 printable ASCII characters without spaces (it is sent as the webhook-id header)'
-            USING ERRCODE = 'check_violation';
-    ELSIF TG_OP = 'INSERT' THEN
-        -- Each partition's unique index refuses a duplicate within it (concurrent
-        -- inserts included); this finds one in the other partitions.
-        IF EXISTS (SELECT 1 FROM outbox.events AS e WHERE e.event_id = NEW.event_id) THEN
-            RAISE EXCEPTION 'duplicate key value violates unique constraint "events_event_id_key"'
-                USING ERRCODE = 'unique_violation',
-                      DETAIL = format('Key (event_id)=(%s) already exists.', NEW.event_id);
-        END IF;
+    -- Each partition's unique index refuses a duplicate within it (concurrent
+    -- inserts included); this finds one in the other partitions.
+    ELSIF EXISTS (SELECT 1 FROM outbox.events AS e WHERE e.event_id = NEW.event_id) THEN
+        RAISE EXCEPTION 'duplicate key value violates unique constraint "events_event_id_key"'
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = format('Key (event_id)=(%s) already exists.', NEW.event_id);
     END IF;
-    payload_bytes := octet_length(NEW.payload::text);
-    IF payload_bytes > outbox.max_payload_bytes() THEN
-        RAISE EXCEPTION 'outbox.events.payload is % bytes, over the limit of % bytes', payload_bytes, outbox.max_payload_bytes()
-            USING ERRCODE = 'check_violation',
-                  HINT = 'Publish a reference to large data instead, or raise outbox.max_payload_bytes.';
-    END IF;
-    IF NEW.ordering_key IS NOT NULL AND (NEW.ordering_key = '' OR length(NEW.ordering_key) > 255) THEN
-        RAISE EXCEPTION 'outbox.events.ordering_key must be 1 to 255 characters, got %', length(NEW.ordering_key)
-            USING ERRCODE = 'check_violation';
-    END IF;
-    IF NEW.headers IS NOT NULL THEN
-        PERFORM outbox.check_headers(NEW.headers, 'outbox.events.headers');
-    END IF;
-    IF TG_OP = 'INSERT' THEN
-        -- Wake a sleeping relay, and only a sleeping one: a NOTIFY makes commits
-        -- queue on a global lock, and a busy relay finds the row on its next
-        -- claim anyway. PostgreSQL folds the identical notifications of one
-        -- transaction into one. The shared lock, held to commit, tells a relay
-        -- about to sleep that a publisher may have looked before it announced
-        -- its sleep (outbox.prepare_to_sleep). A sleeper counts only while its
-        -- session lives.
-        PERFORM pg_advisory_xact_lock_shared(1868722809, 0);
-        IF EXISTS (SELECT 1
-                   FROM outbox.relay_sessions AS r
-                   WHERE r.asleep
-                     AND EXISTS (SELECT 1 FROM pg_stat_get_activity(r.pid))) THEN
-            PERFORM pg_notify('outbox_work', '');
-        END IF;
+    -- Wake a sleeping relay, and only a sleeping one: a NOTIFY makes commits
+    -- queue on a global lock, and a busy relay finds the row on its next claim
+    -- anyway. A sleeping relay holds the wake-up lock; otherwise this takes it
+    -- shared until commit, which keeps a relay from falling asleep before the
+    -- row is visible (outbox.prepare_to_sleep, 0010). PostgreSQL folds the
+    -- identical notifications of one transaction into one.
+    IF NOT pg_try_advisory_xact_lock_shared(1868722809, 0) THEN
+        PERFORM pg_notify('outbox_work', '');
     END IF;
     RETURN NEW;
 END
@@ -68,7 +36,7 @@ $$;
 
 DROP TRIGGER IF EXISTS events_check ON outbox.events;
 CREATE TRIGGER events_check
-    BEFORE INSERT OR UPDATE ON outbox.events
+    BEFORE INSERT ON outbox.events
     FOR EACH ROW EXECUTE FUNCTION outbox.check_event();
 
 -- Publish an event from SQL, inside the caller's transaction; returns its event_id.

@@ -170,8 +170,6 @@ BEGIN
     IF cardinality(claimed_ids) = 0 THEN
         RETURN;
     END IF;
-    -- A relay with work is awake: publishers stop notifying it.
-    UPDATE outbox.relay_sessions AS r SET asleep = false WHERE r.pid = pg_backend_pid() AND r.asleep;
     -- Each subscription's part of the answer is worked out once, not per delivery.
     RETURN QUERY
     WITH sub AS (
@@ -403,44 +401,53 @@ BEGIN
 END
 $$;
 
--- A relay that found nothing to claim announces its sleep, so publishers
--- notify it from now on, and returns whether it may wait for that NOTIFY
--- (`quiet`). It may not while a publisher holds the events trigger's shared
--- lock (it may have looked for sleepers before the announcement and be yet to
--- commit), nor while due work waits: waiting rows, or events a cursor has not
--- read (another replica is claiming them, or they wait for room: max in flight,
--- an open circuit, a rate limit). Then the announcement is withdrawn and the
--- relay looks again soon; when quiet, it claims once more (for what committed
--- before) and sleeps. Call it outside a transaction block (it commits).
-CREATE OR REPLACE PROCEDURE outbox.prepare_to_sleep(INOUT quiet boolean DEFAULT NULL)
-LANGUAGE plpgsql AS $$
+-- Sleeping relays are told by the wake-up lock now, not by a table: one that is
+-- gone can no longer cost the publishers a NOTIFY.
+DROP PROCEDURE IF EXISTS outbox.prepare_to_sleep(boolean);
+DROP FUNCTION IF EXISTS outbox.forget_ended_relay_sessions();
+DROP TABLE IF EXISTS outbox.relay_sessions;
+
+-- A relay that found nothing to claim asks to sleep until a NOTIFY: it may
+-- (true) when it gets the wake-up lock (1868722809, 0) for its session, which no
+-- publisher then holds: every publisher takes it shared until its commit, and
+-- one that cannot (a relay sleeps) notifies. So a publisher still committing
+-- keeps the relay awake (it looks again soon), and while the relay sleeps,
+-- holding the lock, every commit notifies it. It may not sleep either while due
+-- work waits: waiting rows, or events a cursor has not read (another replica is
+-- claiming them, or they wait for room: max in flight, an open circuit, a rate
+-- limit). The lock goes with the session, so a relay stopped or killed while
+-- asleep costs publishers nothing; outbox.stop_sleeping() gives it back when the
+-- relay wakes. One relay sleeps at a time; other idle replicas look again every
+-- 100 ms.
+CREATE OR REPLACE FUNCTION outbox.prepare_to_sleep() RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    UPDATE outbox.relay_sessions AS r SET asleep = true WHERE r.pid = pg_backend_pid();
-    IF NOT FOUND THEN
-        INSERT INTO outbox.relay_sessions (pid, backend_start, asleep)
-        SELECT a.pid, a.backend_start, true FROM pg_stat_get_activity(pg_backend_pid()) AS a
-        ON CONFLICT (pid) DO UPDATE SET backend_start = excluded.backend_start, asleep = true;
+    PERFORM outbox.stop_sleeping();
+    IF NOT pg_try_advisory_lock(1868722809, 0) THEN
+        RETURN false;
     END IF;
-    COMMIT;
-    quiet := pg_try_advisory_lock(1868722809, 0);
-    IF quiet THEN
-        PERFORM pg_advisory_unlock(1868722809, 0);
-        quiet := NOT EXISTS (
-            SELECT 1
-            FROM outbox.subscriptions AS s
-            JOIN outbox.subscription_cursors AS c ON c.subscription_id = s.id
-            WHERE s.enabled
-              AND (outbox.has_unread_events(c)
-                   OR EXISTS (SELECT 1
-                              FROM outbox.delivery_queue AS q
-                              WHERE q.subscription_id = s.id
-                                AND q.status = 'pending'
-                                AND q.next_attempt_at <= now())));
+    IF EXISTS (SELECT 1
+               FROM outbox.subscriptions AS s
+               JOIN outbox.subscription_cursors AS c ON c.subscription_id = s.id
+               WHERE s.enabled
+                 AND (outbox.has_unread_events(c)
+                      OR EXISTS (SELECT 1
+                                 FROM outbox.delivery_queue AS q
+                                 WHERE q.subscription_id = s.id
+                                   AND q.status = 'pending'
+                                   AND q.next_attempt_at <= now()))) THEN
+        PERFORM outbox.stop_sleeping();
+        RETURN false;
     END IF;
-    IF NOT quiet THEN
-        UPDATE outbox.relay_sessions AS r SET asleep = false WHERE r.pid = pg_backend_pid();
-    END IF;
+    RETURN true;
 END
+$$;
+
+-- A relay that wakes gives the wake-up lock back, so publishers stop notifying.
+-- (The claim connection holds no other session-level advisory lock.)
+CREATE OR REPLACE FUNCTION outbox.stop_sleeping() RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    SELECT pg_advisory_unlock_all()
 $$;
 
 -- Put a dead (or succeeded) delivery back to pending, due now, with a fresh

@@ -23,7 +23,8 @@ public final class DeliveryStore: Sendable {
     private enum Statement {
         static let claim = PreparedStatement(
             name: "outbox_claim", sql: "SELECT * FROM outbox.claim_deliveries($1, $2, $3, $4::interval)")
-        static let prepareToSleep = PreparedStatement(name: "outbox_prepare_to_sleep", sql: "CALL outbox.prepare_to_sleep()")
+        static let prepareToSleep = PreparedStatement(name: "outbox_prepare_to_sleep", sql: "SELECT outbox.prepare_to_sleep()")
+        static let stopSleeping = PreparedStatement(name: "outbox_stop_sleeping", sql: "SELECT outbox.stop_sleeping()")
         static let record = PreparedStatement(
             name: "outbox_record",
             sql: """
@@ -71,14 +72,20 @@ public final class DeliveryStore: Sendable {
         }
     }
 
-    /// Announces that this relay found nothing and will sleep until a NOTIFY
-    /// (`outbox.prepare_to_sleep`). Returns whether it may: false (and the
-    /// announcement withdrawn) while a publisher that may not have seen it is
-    /// still committing, or while due work waits. The next claim that finds
-    /// work announces the relay awake again.
+    /// Asks to sleep until a NOTIFY (`outbox.prepare_to_sleep`): true when this
+    /// relay now holds the wake-up lock, so every commit notifies it; false
+    /// while a publisher that may not have seen it is still committing, another
+    /// relay sleeps, or due work waits. Call `stopSleeping()` on waking.
     public func prepareToSleep() async throws -> Bool {
         try await claims.run { connection in
             try connection.query(Statement.prepareToSleep)[0].decode(Bool.self, at: 0)
+        }
+    }
+
+    /// Gives the wake-up lock back: publishers stop notifying this relay.
+    public func stopSleeping() async throws {
+        try await claims.run { connection in
+            _ = try connection.query(Statement.stopSleeping)
         }
     }
 
@@ -123,12 +130,10 @@ public final class DeliveryStore: Sendable {
         }
     }
 
-    /// Returns deliveries whose lease expired (their relay died) to pending,
-    /// and forgets the sleep announcements of relay sessions that ended.
+    /// Returns deliveries whose lease expired (their relay died) to pending.
     public func rescueExpiredLeases() async throws -> Int {
         try await upkeep.run { connection in
-            _ = try connection.query("SELECT outbox.forget_ended_relay_sessions()")
-            return try connection.query("SELECT outbox.rescue_expired_leases()")[0].decode(Int.self, at: 0)
+            try connection.query("SELECT outbox.rescue_expired_leases()")[0].decode(Int.self, at: 0)
         }
     }
 

@@ -130,11 +130,13 @@ public final class Relay: Service, Sendable {
 
     // MARK: - Claimer
 
-    /// Claims while there is work. With nothing due it announces its sleep (so
-    /// publishers start to notify), claims once more for what committed before
-    /// the announcement, and waits for a NOTIFY or the poll interval. When it may
-    /// not sleep (a publisher is mid-commit, or due work is being claimed by
-    /// another replica or waits for room) it looks again soon, backing off.
+    /// Claims while there is work. With nothing due and nothing in flight it asks
+    /// to sleep (holding the wake-up lock, so publishers notify it), claims once
+    /// more for what committed before, and waits for a NOTIFY or the poll
+    /// interval; the claim that finds work gives the lock back. When it may not
+    /// sleep (a publisher is mid-commit, another relay sleeps, or due work is
+    /// being claimed by another replica or waits for room) it looks again soon,
+    /// backing off.
     private func claimLoop(_ engine: HTTPDeliveryEngine) async {
         var health = DatabaseHealth(logger: logger, activity: "claiming")
         var asleep = false
@@ -157,6 +159,7 @@ public final class Relay: Service, Sendable {
                 }
                 health.succeeded()
                 if !claimed.isEmpty {
+                    if asleep { try await store.stopSleeping() }
                     asleep = false
                     recheckDelay = Self.firstRecheckDelay
                     send(claimed, through: engine)
@@ -166,6 +169,7 @@ public final class Relay: Service, Sendable {
                 if !asleep { recheckDelay = min(recheckDelay * 2, Self.longestRecheckDelay) }
             } catch {
                 health.failed(error)
+                if asleep { try? await store.stopSleeping() }
                 asleep = false
                 await claimWake.wait(upTo: health.backoff)
             }

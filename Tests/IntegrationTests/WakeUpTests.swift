@@ -5,8 +5,8 @@ import Testing
 import TestSupport
 
 /// Publishers NOTIFY only while a relay sleeps (a NOTIFY makes commits queue on a
-/// global lock), and a relay sleeps only when no publisher can have missed its
-/// announcement (sql/0003 fan-out, sql/0005 outbox.prepare_to_sleep).
+/// global lock), and a relay sleeps only when no publisher can have missed that it
+/// does: the wake-up lock (sql/0009 outbox.check_event, sql/0010 outbox.prepare_to_sleep).
 @Suite(.timeLimit(.minutes(1)))
 struct WakeUpTests {
     @Test func publishersNotifyOnlyWhileARelaySleeps() async throws {
@@ -19,12 +19,11 @@ struct WakeUpTests {
         #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).map(\.eventID) == ["before-any-relay"])
 
         #expect(try await store.prepareToSleep(), "nothing due, no publisher committing: the relay may sleep")
-        #expect(try asleep(sql) == [true])
         try publish(sql, "while-asleep")
         #expect(try listening.waitForNotifications(upTo: .seconds(2)).count == 1, "a sleeping relay is woken")
 
         #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).map(\.eventID) == ["while-asleep"])
-        #expect(try asleep(sql) == [false], "a relay that found work is awake")
+        try await store.stopSleeping()
         try publish(sql, "while-busy")
         #expect(try listening.waitForNotifications(upTo: .milliseconds(300)).isEmpty, "a busy relay is not notified")
     }
@@ -41,7 +40,6 @@ struct WakeUpTests {
         try publisher.execute("BEGIN")
         try publish(publisher, "in-flight")
         #expect(try await store.prepareToSleep() == false, "the publisher may commit after the relay's last look")
-        #expect(try asleep(sql) == [false], "a relay that looks again soon needs no NOTIFY")
         #expect(try await store.claim(batchSize: 10, defaultMaxInFlight: 10).isEmpty)
 
         try publisher.execute("COMMIT")
@@ -69,21 +67,15 @@ struct WakeUpTests {
         #expect(try await store.prepareToSleep(), "nothing due any more")
     }
 
-    @Test func theAnnouncementOfAnEndedRelaySessionIsForgotten() async throws {
-        let database = try TestDatabase()
-        let sql = try database.connect()
-        let departed = DeliveryStore(target: database.target, owner: "departed", lease: .seconds(30))
-        #expect(try await departed.prepareToSleep())
-        departed.close()
-        let survivor = DeliveryStore(target: database.target, owner: "survivor", lease: .seconds(30))
-        defer { survivor.close() }
-
-        let deadline = ContinuousClock.now + .seconds(10)
-        while try !asleep(sql).isEmpty && ContinuousClock.now < deadline {
-            _ = try await survivor.rescueExpiredLeases()
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(try asleep(sql).isEmpty, "publishers would go on notifying a relay that is gone")
+    @Test func oneRelaySleepsAtATime() async throws {
+        let (database, _, _) = try listenedDatabase()
+        let first = DeliveryStore(target: database.target, owner: "first", lease: .seconds(30))
+        let second = DeliveryStore(target: database.target, owner: "second", lease: .seconds(30))
+        defer { first.close(); second.close() }
+        #expect(try await first.prepareToSleep())
+        #expect(try await second.prepareToSleep() == false, "the other replica looks again soon")
+        try await first.stopSleeping()
+        #expect(try await second.prepareToSleep())
     }
 
     @Test func publishersDoNotNotifyARelayThatIsGone() async throws {
@@ -93,14 +85,13 @@ struct WakeUpTests {
         try publish(sql, "while-asleep")
         #expect(try listening.waitForNotifications(upTo: .seconds(2)).count == 1)
 
-        // Stopped while asleep; no other relay has tidied up its announcement yet.
+        // Stopped while asleep: its session, and the wake-up lock with it, ends.
         departed.close()
         let deadline = ContinuousClock.now + .seconds(10)
-        while try sql.query("SELECT count(*) FROM pg_stat_activity WHERE pid IN (SELECT pid FROM outbox.relay_sessions)")[0]
+        while try sql.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1868722809")[0]
             .decode(Int.self, at: 0) > 0 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(try asleep(sql) == [true])
         try publish(sql, "after-it-left")
         #expect(try listening.waitForNotifications(upTo: .milliseconds(300)).isEmpty, "a NOTIFY nobody hears costs every commit")
     }
@@ -117,9 +108,5 @@ struct WakeUpTests {
 
     private func publish(_ sql: Connection, _ eventID: String) throws {
         try sql.query("SELECT outbox.publish('wake.test', '{}'::jsonb, event_id => $1)", [eventID])
-    }
-
-    private func asleep(_ sql: Connection) throws -> [Bool] {
-        try sql.query("SELECT asleep FROM outbox.relay_sessions ORDER BY pid").rows.map { try $0.decode(Bool.self, at: 0) }
     }
 }
