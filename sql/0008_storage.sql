@@ -16,7 +16,7 @@
 -- Advisory locks a DBA may meet in pg_locks (classid, objid as pg_locks shows
 -- them for two-key locks):
 --   1868722808, subscription id   claim: one replica claims a subscription at a time (0010)
---   1868722809, 0                 wake-up handshake between publishers and a relay going to sleep (0009, 0010)
+--   1868722809, 0                 wake-up: held by a sleeping relay's session; publishers try it shared (0009, 0010)
 --   1868722810, 0                 partition upkeep: one replica creates and drops partitions (0012)
 --   0x6F7574626F786D67 (one key)  `outbox-relay migrate`
 
