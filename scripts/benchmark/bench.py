@@ -4,7 +4,9 @@
 Started by scripts/bench, which has already built the relay, started a
 throwaway PostgreSQL (PG* and OUTBOX_DATABASE_URL in the environment) and
 migrated it. This starts nginx, the relay, wrk and pgbench itself, stops each of
-them by PID (also on failure), prints the table and writes the JSON.
+them by PID (also on failure), prints the table and writes the JSON. The phases
+from ceiling to idle live here; each later one has a file of its own
+(hostsubs.py, drain.py, soak.py) that is handed this Bench.
 
 Only the standard library: psql, pgbench, wrk and nginx do the talking.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime
 import json
 import math
@@ -29,22 +32,27 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (scripts/benchmark/report.py)
 from common import PAYLOAD_SQL, STARTED, BenchError, parse_pgbench, percentile, say  # noqa: E402
+import drain  # noqa: E402
 import host_transaction  # noqa: E402
+import hostsubs  # noqa: E402
+import soak  # noqa: E402
 from costs import CostWindow  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
 MIB = 1024 * 1024
 
-# Sizes and durations. QUICK is a smoke run (~1-2 min), FULL the real one.
+# Sizes and durations. QUICK is a smoke run (~5 min), FULL the real one (~35 min).
 FULL = {
     "ceiling_seconds": 5, "ceiling_passes": 3, "rounds": 2, "ceiling_pool_rate": 35_000,
     "w1_events": 50_000, "w2_events": 10_000, "w2_subscriptions": 3,
     "w3_rate": 500, "w3_seconds": 30, "w3_warm_seconds": 3, "w3_clients": 4,
     "h_seconds": 10, "h_rounds": 2, "h_clients": 8, "h_accounts": 100_000,
     "idle_seconds": 30,
+    "drain_events": 100_000, "drain_w1_small_events": 10_000,
+    "soak_rate": 1_000, "soak_minutes": 10,
     "quiet_cores": 0.25, "quiet_samples": 2, "quiet_max_wait_s": 45, "quiet_budget_s": 180,
-    "drain_timeout_s": 120, "deadline_s": 800, "reserve_s": 150,
+    "drain_timeout_s": 120, "deadline_s": 2_400, "reserve_s": 150,
 }
 QUICK = dict(FULL, **{
     "ceiling_seconds": 2, "ceiling_passes": 1, "rounds": 1, "ceiling_pool_rate": 35_000,
@@ -52,8 +60,10 @@ QUICK = dict(FULL, **{
     "w3_seconds": 5, "w3_warm_seconds": 1,
     "h_seconds": 3, "h_rounds": 1, "h_accounts": 10_000,
     "idle_seconds": 5,
+    "drain_events": 10_000, "drain_w1_small_events": 2_000,
+    "soak_rate": 200, "soak_minutes": 2,
     "quiet_samples": 1, "quiet_max_wait_s": 5, "quiet_budget_s": 20,
-    "drain_timeout_s": 60, "deadline_s": 150, "reserve_s": 40,
+    "drain_timeout_s": 60, "deadline_s": 330, "reserve_s": 40,
 })
 
 
@@ -301,6 +311,12 @@ class Bench:
     def _spawn(self, argv, name, **kwargs) -> subprocess.Popen:
         return self._register(subprocess.Popen(argv, env=kwargs.pop("env", self.env), **kwargs), name)
 
+    def session(self) -> Psql:
+        """Another psql session of the bench's own, stopped at cleanup if still open."""
+        session = Psql(self.env)
+        self._register(session.proc, "psql-session")
+        return session
+
     def _run(self, argv, name, timeout, **kwargs) -> tuple[int, str]:
         """Runs a load tool to the end (bounded), returns (exit code, output)."""
         out_path = self.work / f"{name}.out"
@@ -359,6 +375,8 @@ class Bench:
 
     def time_needed(self, name: str) -> float:
         """Seconds a phase needs left before the deadline to be worth starting."""
+        if name == "soak":
+            return self.cfg["soak_minutes"] * 60 + 60
         return 60 if name.endswith("_again") else 30
 
     def cleanup(self) -> None:
@@ -483,11 +501,13 @@ http {{
 
     # ---- the relay ------------------------------------------------------------
 
-    def start_relay(self, name: str) -> None:
+    def start_relay(self, name: str, settings: dict | None = None) -> None:
+        """Starts the relay; `settings` adds environment variables."""
         env = dict(self.env,
                    OUTBOX_ALLOW_PRIVATE_NETWORKS="true",
                    OUTBOX_ADMIN_LISTEN="127.0.0.1:0",
-                   OUTBOX_LOG_FORMAT="json")
+                   OUTBOX_LOG_FORMAT="json",
+                   **(settings or {}))
         if self.cfg["max_in_flight"]:
             env["OUTBOX_MAX_IN_FLIGHT"] = self.cfg["max_in_flight"]
         if self.cfg["poll_interval"]:
@@ -581,9 +601,9 @@ http {{
         self.db.query("DELETE FROM outbox.subscriptions")
         self.db.query("VACUUM ANALYZE outbox.subscriptions, outbox.subscription_state")
 
-    def subscribe(self, name: str, path: str) -> str:
+    def subscribe(self, name: str, path: str, pattern: str = "*") -> str:
         assert self.db
-        self.db.query(f"SELECT outbox.subscribe('{name}', 'http://127.0.0.1:{self.port}{path}', ARRAY['*'])")
+        self.db.query(f"SELECT outbox.subscribe('{name}', 'http://127.0.0.1:{self.port}{path}', ARRAY['{pattern}'])")
         return path
 
     def insert_events(self, count: int, event_type: str, first: int = 1, sessions: int = 2) -> float:
@@ -867,9 +887,11 @@ SELECT * FROM outbox.record_results('bench-ceiling', :ids::bigint[], array_fill(
         result["combined_rate"] = measured if measured else result["model_rate"]
         result["combined_source"] = "measured" if measured else "model"
 
-    def _throughput_phase(self, name: str, events: int, subscriptions: int) -> dict:
+    def _throughput_phase(self, name: str, events: int, subscriptions: int, during=None) -> dict:
         """W1/W2: a backlog of `events` x `subscriptions`, then the relay from its start
-        until all is recorded. `name` is also the URL path and the event type."""
+        until all is recorded. `name` is also the URL path and the event type. `during`,
+        a context manager, is entered once the backlog is in and left when it is drained
+        (drain.py holds a snapshot open with it)."""
         assert self.db
         self.reset_data()
         paths = [self.subscribe(f"{name}-{i}", f"/{name}/{i}") for i in range(subscriptions)]
@@ -877,15 +899,16 @@ SELECT * FROM outbox.record_results('bench-ceiling', :ids::bigint[], array_fill(
         self.settle()
         expected = int(self.db.value("SELECT count(*) FROM outbox.deliveries"))
         quiet = self.wait_quiet(name)
-        costs = CostWindow(self.db)
-        a = Snapshot(self)
-        self.start_relay(name)
-        t0 = self.relay_started_at
-        drained, done_at = self.wait_drained(self.cfg["drain_timeout_s"])
-        usage = self.usage_since(a)
-        memory = self.relay_memory()
-        stop = self.stop_relay()
-        costs.close()
+        with during or contextlib.nullcontext():
+            costs = CostWindow(self.db)
+            a = Snapshot(self)
+            self.start_relay(name)
+            t0 = self.relay_started_at
+            drained, done_at = self.wait_drained(self.cfg["drain_timeout_s"])
+            usage = self.usage_since(a)
+            memory = self.relay_memory()
+            stop = self.stop_relay()
+            costs.close()
         tally, rows, _ = self.account(f"/{name}/", paths, f"bench.{name}")
         times = sorted(t for t, _, _ in rows)
         result = {"events": events, "subscriptions": subscriptions, "insert_seconds": round(insert_seconds, 2),
@@ -1151,7 +1174,9 @@ SELECT outbox.publish('{event_type}', {PAYLOAD_SQL.format(g=':oid::bigint')});
         self.db.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         self.start_nginx()
         phases = [("ceiling", self.phase_ceiling), ("w1", self.phase_w1), ("w2", self.phase_w2),
-                  ("w3", self.phase_w3), ("h", self.phase_h), ("idle", self.phase_idle)]
+                  ("w3", self.phase_w3), ("h", self.phase_h), ("idle", self.phase_idle),
+                  ("hostsubs", lambda: hostsubs.phase_hostsubs(self)), ("drain", lambda: drain.phase_drain(self)),
+                  ("soak", lambda: soak.phase_soak(self))]
         if self.cfg["rounds"] > 1:
             phases += [("ceiling_again", self.phase_ceiling_again), ("w1_again", self.phase_w1_again),
                        ("w2_again", self.phase_w2_again)]
