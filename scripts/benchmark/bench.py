@@ -6,9 +6,10 @@ throwaway PostgreSQL (PG* and OUTBOX_DATABASE_URL in the environment) and
 migrated it. This starts nginx, the relay, wrk and pgbench itself, stops each of
 them by PID (also on failure), prints the table and writes the JSON. The phases
 from ceiling to idle live here; each later one has a file of its own
-(hostsubs.py, drain.py, soak.py) that is handed this Bench.
+(hostsubs.py, drain.py, peer.py, soak.py) that is handed this Bench.
 
-Only the standard library: psql, pgbench, wrk and nginx do the talking.
+Only the standard library: psql, pgbench, wrk and nginx do the talking (the
+PgQueuer peer runs as a process of its own).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from common import PAYLOAD_SQL, STARTED, BenchError, parse_pgbench, percentile, 
 import drain  # noqa: E402
 import host_transaction  # noqa: E402
 import hostsubs  # noqa: E402
+import peer  # noqa: E402
 import soak  # noqa: E402
 from costs import CostWindow  # noqa: E402
 
@@ -1176,7 +1178,7 @@ SELECT outbox.publish('{event_type}', {PAYLOAD_SQL.format(g=':oid::bigint')});
         phases = [("ceiling", self.phase_ceiling), ("w1", self.phase_w1), ("w2", self.phase_w2),
                   ("w3", self.phase_w3), ("h", self.phase_h), ("idle", self.phase_idle),
                   ("hostsubs", lambda: hostsubs.phase_hostsubs(self)), ("drain", lambda: drain.phase_drain(self)),
-                  ("soak", lambda: soak.phase_soak(self))]
+                  ("peer", lambda: peer.phase_peer(self)), ("soak", lambda: soak.phase_soak(self))]
         if self.cfg["rounds"] > 1:
             phases += [("ceiling_again", self.phase_ceiling_again), ("w1_again", self.phase_w1_again),
                        ("w2_again", self.phase_w2_again)]
