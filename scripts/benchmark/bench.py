@@ -6,7 +6,8 @@ throwaway PostgreSQL (PG* and OUTBOX_DATABASE_URL in the environment) and
 migrated it. This starts nginx, the relay, wrk and pgbench itself, stops each of
 them by PID (also on failure), prints the table and writes the JSON. The phases
 from ceiling to idle live here; each later one has a file of its own
-(hostsubs.py, drain.py, peer.py, soak.py) that is handed this Bench.
+(hostsubs.py, drain.py, peer.py, callgrind.py, baseline.py, soak.py) that is
+handed this Bench.
 
 Only the standard library: psql, pgbench, wrk and nginx do the talking (the
 PgQueuer peer runs as a process of its own).
@@ -33,6 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (scripts/benchmark/report.py)
 from common import PAYLOAD_SQL, STARTED, BenchError, parse_pgbench, percentile, say  # noqa: E402
+import baseline  # noqa: E402
+import callgrind  # noqa: E402
 import drain  # noqa: E402
 import host_transaction  # noqa: E402
 import hostsubs  # noqa: E402
@@ -52,6 +55,7 @@ FULL = {
     "h_seconds": 10, "h_rounds": 2, "h_clients": 8, "h_accounts": 100_000,
     "idle_seconds": 30,
     "drain_events": 100_000, "drain_w1_small_events": 10_000,
+    "callgrind_events": (2_000, 4_000), "callgrind_timeout_s": 300,
     "soak_rate": 1_000, "soak_minutes": 10,
     "quiet_cores": 0.25, "quiet_samples": 2, "quiet_max_wait_s": 45, "quiet_budget_s": 180,
     "drain_timeout_s": 120, "deadline_s": 2_400, "reserve_s": 150,
@@ -63,6 +67,7 @@ QUICK = dict(FULL, **{
     "h_seconds": 3, "h_rounds": 1, "h_accounts": 10_000,
     "idle_seconds": 5,
     "drain_events": 10_000, "drain_w1_small_events": 2_000,
+    "callgrind_events": (1_000, 2_000), "callgrind_timeout_s": 120,
     "soak_rate": 200, "soak_minutes": 2,
     "quiet_samples": 1, "quiet_max_wait_s": 5, "quiet_budget_s": 20,
     "drain_timeout_s": 60, "deadline_s": 330, "reserve_s": 40,
@@ -319,6 +324,19 @@ class Bench:
         self._register(session.proc, "psql-session")
         return session
 
+    @contextlib.contextmanager
+    def target(self, relay_bin: str, env: dict):
+        """Points the bench at another relay binary and database (baseline.py)."""
+        saved = self.relay_bin, self.env, self.db
+        self.relay_bin, self.env = relay_bin, env
+        try:
+            self.db = self.session()
+            yield
+        finally:
+            if self.db is not saved[2]:
+                self.db.close()
+            self.relay_bin, self.env, self.db = saved
+
     def _run(self, argv, name, timeout, **kwargs) -> tuple[int, str]:
         """Runs a load tool to the end (bounded), returns (exit code, output)."""
         out_path = self.work / f"{name}.out"
@@ -379,7 +397,7 @@ class Bench:
         """Seconds a phase needs left before the deadline to be worth starting."""
         if name == "soak":
             return self.cfg["soak_minutes"] * 60 + 60
-        return 60 if name.endswith("_again") else 30
+        return 60 if name.endswith("_again") or name in ("baseline", "callgrind") else 30
 
     def cleanup(self) -> None:
         if self.relay is not None:
@@ -503,8 +521,9 @@ http {{
 
     # ---- the relay ------------------------------------------------------------
 
-    def start_relay(self, name: str, settings: dict | None = None) -> None:
-        """Starts the relay; `settings` adds environment variables."""
+    def start_relay(self, name: str, settings: dict | None = None, command: list[str] | None = None) -> None:
+        """Starts the relay; `settings` adds environment variables, `command` replaces
+        the binary (callgrind.py runs a copy under valgrind)."""
         env = dict(self.env,
                    OUTBOX_ALLOW_PRIVATE_NETWORKS="true",
                    OUTBOX_ADMIN_LISTEN="127.0.0.1:0",
@@ -517,7 +536,7 @@ http {{
         self.relay_log = self.work / f"relay-{name}.log"
         with open(self.relay_log, "wb") as out:
             self.relay_started_at = time.time()
-            self.relay = self._spawn([self.relay_bin, "run"], f"relay-{name}", env=env,
+            self.relay = self._spawn([*(command or [self.relay_bin]), "run"], f"relay-{name}", env=env,
                                      stdout=out, stderr=subprocess.STDOUT)
         say(f"{name}: relay started (pid {self.relay.pid})")
 
@@ -533,12 +552,12 @@ http {{
             time.sleep(0.05)
         raise BenchError("the relay did not start: " + self.relay_log.read_text()[-2000:])
 
-    def stop_relay(self) -> dict:
+    def stop_relay(self, grace: float = 30) -> dict:
         proc, self.relay = self.relay, None
         if proc is None:
             return {}
         started = time.time()
-        code = self._stop(proc, signal.SIGTERM, 30)
+        code = self._stop(proc, signal.SIGTERM, grace)
         errors = [line for line in self.relay_log.read_text(errors="replace").splitlines()
                   if '"level":"error"' in line or '"level":"critical"' in line]
         return {"exit_code": code, "stop_seconds": round(time.time() - started, 2),
@@ -1170,7 +1189,7 @@ SELECT outbox.publish('{event_type}', {PAYLOAD_SQL.format(g=':oid::bigint')});
                 "OUTBOX_MAX_IN_FLIGHT": self.cfg["max_in_flight"] or "default",
                 "OUTBOX_POLL_INTERVAL": self.cfg["poll_interval"] or "default (1s)",
                 "OUTBOX_ALLOW_PRIVATE_NETWORKS": "true", "OUTBOX_LOG_FORMAT": "json"}},
-            "phases": {}, "errors": {}, "skipped": [],
+            "phases": {}, "errors": {}, "skipped": [], "notes": [],
         }
         say(f"{'QUICK' if self.quick else 'FULL'} run; {CORES} cores; load {os.getloadavg()[0]:.2f}")
         self.db.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -1178,7 +1197,8 @@ SELECT outbox.publish('{event_type}', {PAYLOAD_SQL.format(g=':oid::bigint')});
         phases = [("ceiling", self.phase_ceiling), ("w1", self.phase_w1), ("w2", self.phase_w2),
                   ("w3", self.phase_w3), ("h", self.phase_h), ("idle", self.phase_idle),
                   ("hostsubs", lambda: hostsubs.phase_hostsubs(self)), ("drain", lambda: drain.phase_drain(self)),
-                  ("peer", lambda: peer.phase_peer(self)), ("soak", lambda: soak.phase_soak(self))]
+                  ("peer", lambda: peer.phase_peer(self)), ("callgrind", lambda: callgrind.phase_callgrind(self)),
+                  ("baseline", lambda: baseline.phase_baseline(self)), ("soak", lambda: soak.phase_soak(self))]
         if self.cfg["rounds"] > 1:
             phases += [("ceiling_again", self.phase_ceiling_again), ("w1_again", self.phase_w1_again),
                        ("w2_again", self.phase_w2_again)]
@@ -1191,6 +1211,11 @@ SELECT outbox.publish('{event_type}', {PAYLOAD_SQL.format(g=':oid::bigint')});
                 self.results["relay_stop_after_idle"] = self.stop_relay()
             if name in ("h", "idle") and self.relay is None:
                 self.results["errors"][name] = "skipped: needs the relay of w3"
+                continue
+            if name == "baseline" and not self.args.baseline:
+                self.results["skipped"].append(name)
+                self.results["notes"].append("baseline skipped: " + ("a --quick run (CI) leaves it out to stay short"
+                                                                     if self.quick else "no baseline binary"))
                 continue
             if self.time_left() < self.time_needed(name):
                 self.results["skipped"].append(name)
@@ -1227,6 +1252,8 @@ def main() -> int:
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--relay", required=True, help="the release outbox-relay binary")
     parser.add_argument("--results-dir", default="bench-results")
+    parser.add_argument("--baseline", help="the baseline outbox-relay binary (phase baseline)")
+    parser.add_argument("--baseline-commit", default="", help="the commit it was built from")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
