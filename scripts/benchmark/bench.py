@@ -70,7 +70,7 @@ QUICK = dict(FULL, **{
     "callgrind_events": (1_000, 2_000), "callgrind_timeout_s": 120,
     "soak_rate": 200, "soak_minutes": 2,
     "quiet_samples": 1, "quiet_max_wait_s": 5, "quiet_budget_s": 20,
-    "drain_timeout_s": 60, "deadline_s": 330, "reserve_s": 40,
+    "drain_timeout_s": 60, "deadline_s": 360, "reserve_s": 40,
 })
 
 

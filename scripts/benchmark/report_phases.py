@@ -81,8 +81,9 @@ def costs(phases: dict) -> list[str]:
             ("Drain held", (phases.get("drain") or {}).get("held")),
             ("Baseline W1", (phases.get("baseline") or {}).get("w1")),
             ("Peer W1", (phases.get("peer") or {}).get("w1")), ("Peer W2", (phases.get("peer") or {}).get("w2"))]
-    lines = ["Per-delivery costs that travel between machines (buffers: pg_stat_statements shared_blks_hit + "
-             "read, every statement but the bench's; WAL: LSN difference)",
+    lines = ["Per-delivery costs that travel between machines, from relay start to drained (buffers: "
+             "pg_stat_statements shared_blks_hit + read, every statement but the bench's; WAL: LSN difference;",
+             "  a relay that fans out at publish time, as the baseline does, wrote its deliveries' rows before that)",
              f"  {'':<14}{'buffers':>10}{'WAL bytes':>11}"]
     for label, run in runs:
         if run and run.get("costs"):
@@ -114,7 +115,7 @@ def sections(results: dict) -> list[str]:
     if phases.get("baseline"):
         lines += [""] + baseline(phases["baseline"], phases)
     cost_lines = costs(phases)
-    if len(cost_lines) > 2:
+    if len(cost_lines) > 3:
         lines += [""] + cost_lines
     for note in results.get("notes", []):
         lines.append(f"NOTE: {note}")
