@@ -47,7 +47,7 @@ HZ = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
 MIB = 1024 * 1024
 
-# Sizes and durations. QUICK is a smoke run (~5 min), FULL the real one (~35 min).
+# Sizes and durations. QUICK is a smoke run (~5 min), FULL the real one (~25 min).
 FULL = {
     "ceiling_seconds": 5, "ceiling_passes": 3, "rounds": 2, "ceiling_pool_rate": 35_000,
     "w1_events": 50_000, "w2_events": 10_000, "w2_subscriptions": 3,

@@ -145,8 +145,10 @@ def _storage_rows(phases: dict, rows: list, values: dict) -> None:
             values[f"peer_{name}_multiple"] = _ratio(_get(phases, name, "rate"), run.get("rate"))
     baseline = phases.get("baseline")
     if baseline:
-        rows.append(_run_row("baseline_w1", f"Base W1 {baseline['w1']['events'] // 1000}k", baseline["w1"]))
-        values["baseline_w1_multiple"] = _ratio(_get(phases, "w1", "rate"), baseline["w1"].get("rate"))
+        k = baseline["w1"]["events"] // 1000
+        rows.append(_run_row("baseline_pair_relay", f"W1 {k}k beside base", baseline["relay_w1"]))
+        rows.append(_run_row("baseline_w1", f"Base W1 {k}k", baseline["w1"]))
+        values["baseline_w1_multiple"] = baseline.get("relay_vs_baseline")
     soak = phases.get("soak")
     if soak:
         row = _run_row("soak", f"Soak {soak['rate_target']}/s x {soak['minutes']}m", soak)

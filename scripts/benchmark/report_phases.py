@@ -97,11 +97,12 @@ def costs(phases: dict) -> list[str]:
     return lines
 
 
-def baseline(p: dict, phases: dict) -> list[str]:
-    new, old = phases.get("w1") or {}, p["w1"]
-    multiple = new.get("rate") / old["rate"] if new.get("rate") and old.get("rate") else None
-    return [f"Before / after: W1 {_n(new.get('rate'))}/s with this relay, {_n(old.get('rate'))}/s with the "
-            f"baseline {p['commit']} ({p['binary']}) in database bench_baseline: {_n(multiple, 2)}x"]
+def baseline(p: dict) -> list[str]:
+    rates = p["w1_rates"]
+    return [f"Before / after: W1 in pairs, this relay then the baseline {p['commit']} ({p['binary']}, database "
+            f"bench_baseline): this relay " + ", ".join(f"{_n(r)}/s" for r in rates["relay"])
+            + "; the baseline " + ", ".join(f"{_n(r)}/s" for r in rates["baseline"])
+            + f"; best ÷ best = {_n(p.get('relay_vs_baseline'), 2)}x"]
 
 
 def sections(results: dict) -> list[str]:
@@ -113,7 +114,7 @@ def sections(results: dict) -> list[str]:
     if phases.get("peer"):
         lines += [""] + peer(phases["peer"], phases)
     if phases.get("baseline"):
-        lines += [""] + baseline(phases["baseline"], phases)
+        lines += [""] + baseline(phases["baseline"])
     cost_lines = costs(phases)
     if len(cost_lines) > 3:
         lines += [""] + cost_lines
