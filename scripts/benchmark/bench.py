@@ -4,15 +4,20 @@
 Started by scripts/bench, which has already built the relay, started a
 throwaway PostgreSQL (PG* and OUTBOX_DATABASE_URL in the environment) and
 migrated it. This starts nginx, the relay, wrk and pgbench itself, stops each of
-them by PID (also on failure), prints the table and writes the JSON.
+them by PID (also on failure), prints the table and writes the JSON. The phases
+from ceiling to idle live here; each later one has a file of its own
+(hostsubs.py, drain.py, peer.py, callgrind.py, baseline.py, soak.py) that is
+handed this Bench.
 
-Only the standard library: psql, pgbench, wrk and nginx do the talking.
+Only the standard library: psql, pgbench, wrk and nginx do the talking (the
+PgQueuer peer runs as a process of its own).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime
 import json
 import math
@@ -28,20 +33,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (scripts/benchmark/report.py)
+from common import PAYLOAD_SQL, STARTED, BenchError, parse_pgbench, percentile, say  # noqa: E402
+import baseline  # noqa: E402
+import callgrind  # noqa: E402
+import drain  # noqa: E402
+import host_transaction  # noqa: E402
+import hostsubs  # noqa: E402
+import peer  # noqa: E402
+import soak  # noqa: E402
+from costs import CostWindow  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
 MIB = 1024 * 1024
 
-# Sizes and durations. QUICK is a smoke run (~1-2 min), FULL the real one.
+# Sizes and durations. QUICK is a smoke run (~5 min), FULL the real one (~25 min).
 FULL = {
     "ceiling_seconds": 5, "ceiling_passes": 3, "rounds": 2, "ceiling_pool_rate": 35_000,
     "w1_events": 50_000, "w2_events": 10_000, "w2_subscriptions": 3,
     "w3_rate": 500, "w3_seconds": 30, "w3_warm_seconds": 3, "w3_clients": 4,
     "h_seconds": 10, "h_rounds": 2, "h_clients": 8, "h_accounts": 100_000,
     "idle_seconds": 30,
+    "drain_events": 100_000, "drain_w1_small_events": 10_000,
+    "callgrind_events": (2_000, 4_000), "callgrind_timeout_s": 300,
+    "soak_rate": 1_000, "soak_minutes": 10,
     "quiet_cores": 0.25, "quiet_samples": 2, "quiet_max_wait_s": 45, "quiet_budget_s": 180,
-    "drain_timeout_s": 120, "deadline_s": 800, "reserve_s": 150,
+    "drain_timeout_s": 120, "deadline_s": 2_400, "reserve_s": 150,
 }
 QUICK = dict(FULL, **{
     "ceiling_seconds": 2, "ceiling_passes": 1, "rounds": 1, "ceiling_pool_rate": 35_000,
@@ -49,23 +66,12 @@ QUICK = dict(FULL, **{
     "w3_seconds": 5, "w3_warm_seconds": 1,
     "h_seconds": 3, "h_rounds": 1, "h_accounts": 10_000,
     "idle_seconds": 5,
+    "drain_events": 10_000, "drain_w1_small_events": 2_000,
+    "callgrind_events": (1_000, 2_000), "callgrind_timeout_s": 120,
+    "soak_rate": 200, "soak_minutes": 2,
     "quiet_samples": 1, "quiet_max_wait_s": 5, "quiet_budget_s": 20,
-    "drain_timeout_s": 60, "deadline_s": 150, "reserve_s": 40,
+    "drain_timeout_s": 60, "deadline_s": 360, "reserve_s": 40,
 })
-
-# A webhook-sized event: ~300 bytes of JSON; the relay's envelope makes the body ~380 bytes.
-# {g} is a SQL expression for a number (a generate_series column or a pgbench variable).
-PAYLOAD_SQL = (
-    "jsonb_build_object('order_id', {g}, 'customer_id', 'cus_' || md5(({g})::text), 'status', 'paid', "
-    "'currency', 'EUR', 'amount_cents', 1999 + ({g}) % 1000, 'items', jsonb_build_array("
-    "jsonb_build_object('sku', 'SKU-' || (({g}) % 97), 'quantity', 1 + ({g}) % 3, 'price_cents', 999), "
-    "jsonb_build_object('sku', 'SKU-' || (({g}) % 89), 'quantity', 1, 'price_cents', 1000)), "
-    "'note', repeat('x', 40))"
-)
-
-
-class BenchError(Exception):
-    pass
 
 
 class Interrupted(BaseException):
@@ -74,13 +80,6 @@ class Interrupted(BaseException):
 
 def _on_signal(signum, _frame):
     raise Interrupted(f"signal {signum}")
-
-
-STARTED = time.time()
-
-
-def say(message: str) -> None:
-    print(f"bench [{time.time() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -205,6 +204,8 @@ class Psql:
             text=True, env=env, bufsize=1)
         self.counter = 0
         self.query("SET client_min_messages = error")
+        # The bench's own polling stays out of the per-delivery buffer counts (costs.py).
+        self.query("SET pg_stat_statements.track = 'none'")
 
     def query(self, sql: str) -> list[list[str]]:
         self.counter += 1
@@ -245,33 +246,10 @@ class Psql:
 # --------------------------------------------------------------------------
 
 
-def percentile(sorted_values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def parse_pgbench(text: str) -> dict:
-    out: dict = {}
-    if m := re.search(r"number of transactions actually processed: (\d+)", text):
-        out["transactions"] = int(m.group(1))
-    if m := re.search(r"number of failed transactions: (\d+)", text):
-        out["failed"] = int(m.group(1))
-    if m := re.search(r"tps = ([\d.]+) \(without initial connection time\)", text):
-        out["tps"] = float(m.group(1))
-    if m := re.search(r"latency average = ([\d.]+) ms", text):
-        out["latency_avg_ms"] = float(m.group(1))
-    if m := re.search(r"rate limit schedule lag: avg ([\d.]+) \(max ([\d.]+)\) ms", text):
-        out["schedule_lag_avg_ms"], out["schedule_lag_max_ms"] = float(m.group(1)), float(m.group(2))
-    return out
 
 
 def parse_wrk(text: str) -> dict:
@@ -294,7 +272,8 @@ class Bench:
         self.args = args
         self.quick = args.quick
         self.cfg = dict(QUICK if self.quick else FULL)
-        self.cfg["max_in_flight"] = int(os.environ.get("BENCH_MAX_IN_FLIGHT", "500"))
+        # Every phase runs the relay at its own defaults unless told otherwise.
+        self.cfg["max_in_flight"] = os.environ.get("BENCH_MAX_IN_FLIGHT", "")
         self.cfg["poll_interval"] = os.environ.get("BENCH_POLL_INTERVAL", "")
         if os.environ.get("BENCH_DEADLINE_S"):  # for testing; scripts/bench's own time limit still applies
             self.cfg["deadline_s"] = float(os.environ["BENCH_DEADLINE_S"])
@@ -338,6 +317,25 @@ class Bench:
 
     def _spawn(self, argv, name, **kwargs) -> subprocess.Popen:
         return self._register(subprocess.Popen(argv, env=kwargs.pop("env", self.env), **kwargs), name)
+
+    def session(self) -> Psql:
+        """Another psql session of the bench's own, stopped at cleanup if still open."""
+        session = Psql(self.env)
+        self._register(session.proc, "psql-session")
+        return session
+
+    @contextlib.contextmanager
+    def target(self, relay_bin: str, env: dict):
+        """Points the bench at another relay binary and database (baseline.py)."""
+        saved = self.relay_bin, self.env, self.db
+        self.relay_bin, self.env = relay_bin, env
+        try:
+            self.db = self.session()
+            yield
+        finally:
+            if self.db is not saved[2]:
+                self.db.close()
+            self.relay_bin, self.env, self.db = saved
 
     def _run(self, argv, name, timeout, **kwargs) -> tuple[int, str]:
         """Runs a load tool to the end (bounded), returns (exit code, output)."""
@@ -387,6 +385,19 @@ class Bench:
                 proc.wait()
                 return None
         return proc.returncode
+
+    def stop_leftovers(self, since: int) -> None:
+        """Stops what the last phase started and left running (the relay of w3 excepted):
+        a phase that failed midway stops everything it started all the same."""
+        for proc in self.children[since:]:
+            if proc is not self.relay and proc.poll() is None:
+                self._stop(proc, signal.SIGTERM, 10)
+
+    def time_needed(self, name: str) -> float:
+        """Seconds a phase needs left before the deadline to be worth starting."""
+        if name == "soak":
+            return self.cfg["soak_minutes"] * 60 + 60
+        return 60 if name.endswith("_again") or name in ("baseline", "callgrind") else 30
 
     def cleanup(self) -> None:
         if self.relay is not None:
@@ -510,18 +521,22 @@ http {{
 
     # ---- the relay ------------------------------------------------------------
 
-    def start_relay(self, name: str) -> None:
+    def start_relay(self, name: str, settings: dict | None = None, command: list[str] | None = None) -> None:
+        """Starts the relay; `settings` adds environment variables, `command` replaces
+        the binary (callgrind.py runs a copy under valgrind)."""
         env = dict(self.env,
                    OUTBOX_ALLOW_PRIVATE_NETWORKS="true",
                    OUTBOX_ADMIN_LISTEN="127.0.0.1:0",
                    OUTBOX_LOG_FORMAT="json",
-                   OUTBOX_MAX_IN_FLIGHT=str(self.cfg["max_in_flight"]))
+                   **(settings or {}))
+        if self.cfg["max_in_flight"]:
+            env["OUTBOX_MAX_IN_FLIGHT"] = self.cfg["max_in_flight"]
         if self.cfg["poll_interval"]:
             env["OUTBOX_POLL_INTERVAL"] = self.cfg["poll_interval"]
         self.relay_log = self.work / f"relay-{name}.log"
         with open(self.relay_log, "wb") as out:
             self.relay_started_at = time.time()
-            self.relay = self._spawn([self.relay_bin, "run"], f"relay-{name}", env=env,
+            self.relay = self._spawn([*(command or [self.relay_bin]), "run"], f"relay-{name}", env=env,
                                      stdout=out, stderr=subprocess.STDOUT)
         say(f"{name}: relay started (pid {self.relay.pid})")
 
@@ -537,12 +552,12 @@ http {{
             time.sleep(0.05)
         raise BenchError("the relay did not start: " + self.relay_log.read_text()[-2000:])
 
-    def stop_relay(self) -> dict:
+    def stop_relay(self, grace: float = 30) -> dict:
         proc, self.relay = self.relay, None
         if proc is None:
             return {}
         started = time.time()
-        code = self._stop(proc, signal.SIGTERM, 30)
+        code = self._stop(proc, signal.SIGTERM, grace)
         errors = [line for line in self.relay_log.read_text(errors="replace").splitlines()
                   if '"level":"error"' in line or '"level":"critical"' in line]
         return {"exit_code": code, "stop_seconds": round(time.time() - started, 2),
@@ -576,20 +591,40 @@ http {{
             roles[int(pid)] = "bench (psql)" if label == "psql" else label
         return roles
 
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self)
+
     def usage_since(self, a: Snapshot, b: Snapshot | None = None) -> dict:
         return Snapshot.usage(a, b or Snapshot(self), self.pg_roles())
 
     # ---- data -------------------------------------------------------------------
 
+    def outbox_tables(self) -> str:
+        """The outbox's tables (partitioned parents, not their partitions), for VACUUM."""
+        assert self.db
+        return self.db.value("SELECT string_agg(c.oid::regclass::text, ', ') FROM pg_class AS c "
+                             "WHERE c.relnamespace = 'outbox'::regnamespace AND c.relkind IN ('r', 'p') "
+                             "AND NOT c.relispartition")
+
+    def truncate_work(self) -> None:
+        """Empties events, deliveries and attempts, in either storage: outbox.deliveries is
+        a table, or a view over outbox.delivery_queue and the (partitioned) events."""
+        assert self.db
+        tables = self.db.value(
+            "SELECT string_agg(c.oid::regclass::text, ', ') FROM pg_class AS c WHERE c.relkind IN ('r', 'p') AND c.oid "
+            "IN (to_regclass('outbox.events'), to_regclass('outbox.attempts'), to_regclass('outbox.deliveries'), "
+            "to_regclass('outbox.delivery_queue'))")
+        self.db.query(f"TRUNCATE {tables}")
+
     def reset_data(self) -> None:
         assert self.db
-        self.db.query("TRUNCATE outbox.events, outbox.deliveries, outbox.attempts")
+        self.truncate_work()
         self.db.query("DELETE FROM outbox.subscriptions")
         self.db.query("VACUUM ANALYZE outbox.subscriptions, outbox.subscription_state")
 
-    def subscribe(self, name: str, path: str) -> str:
+    def subscribe(self, name: str, path: str, pattern: str = "*") -> str:
         assert self.db
-        self.db.query(f"SELECT outbox.subscribe('{name}', 'http://127.0.0.1:{self.port}{path}', ARRAY['*'])")
+        self.db.query(f"SELECT outbox.subscribe('{name}', 'http://127.0.0.1:{self.port}{path}', ARRAY['{pattern}'])")
         return path
 
     def insert_events(self, count: int, event_type: str, first: int = 1, sessions: int = 2) -> float:
@@ -614,26 +649,28 @@ http {{
     def settle(self) -> None:
         """Vacuum and checkpoint so no phase pays for the previous one's writes."""
         assert self.db
-        self.db.query("VACUUM ANALYZE outbox.events, outbox.deliveries, outbox.attempts")
+        self.db.query(f"VACUUM ANALYZE {self.outbox_tables()}")
         self.db.query("CHECKPOINT")
 
     def outstanding(self) -> int:
         assert self.db
-        return int(self.db.value(
-            "SELECT (SELECT count(*) FROM outbox.deliveries WHERE status = 'pending')"
-            " + (SELECT count(*) FROM outbox.deliveries WHERE status = 'delivering')"))
+        return int(self.db.value("SELECT count(*) FROM outbox.deliveries WHERE status IN ('pending', 'delivering')"))
 
-    def wait_drained(self, timeout: float, interval: float = 0.2) -> tuple[bool, float]:
-        """Waits until no delivery is pending or delivering; returns (drained, when)."""
+    def wait_drained(self, timeout: float) -> tuple[bool, float]:
+        """Waits until no delivery is pending or delivering; returns (drained, when).
+        Counting can be dear (outbox.deliveries may be a view that computes the unread
+        backlog), so it waits ten times as long as a count took, at least 0.2 s: the
+        bench's polling takes at most a tenth of a core from the relay."""
         deadline = time.time() + max(5.0, min(timeout, self.time_left() - 30))
         while True:
+            started = time.time()
             if self.outstanding() == 0:
                 return True, time.time()
             if time.time() >= deadline:
                 return False, time.time()
             if self.relay is not None and self.relay.poll() is not None:
                 raise BenchError(f"the relay exited ({self.relay.returncode}): " + self.relay_log.read_text()[-2000:])
-            time.sleep(interval)
+            time.sleep(max(0.2, 10 * (time.time() - started)))
 
     def status_counts(self) -> dict:
         assert self.db
@@ -645,14 +682,25 @@ http {{
         `paths`, from nginx's log and the DB. Receipts of other events in the database
         (a warm-up) are left out; receipts of ids that are not there are `unexpected`."""
         assert self.db
-        self.flush_receipts()
         events = self.db.query("SELECT event_id, event_type FROM outbox.events")
         ids = {event_id for event_id, kind in events if kind == event_type}
         known = {event_id for event_id, _ in events}
+        tally, rows, first_receipt = self.account_ids(prefix, paths, ids, ignore=known - ids)
+        status = self.status_counts()
+        tally["db_succeeded"] = status.get("succeeded", 0)
+        tally["db_not_succeeded"] = sum(v for k, v in status.items() if k != "succeeded")
+        return tally, rows, first_receipt
+
+    def account_ids(self, prefix: str, paths: list[str], ids: set[str],
+                    ignore: set[str] = frozenset()) -> tuple[dict, list, dict]:
+        """The tally of receipts under `prefix` against every (path, id): what arrived,
+        what is missing, what arrived twice; receipts of ids in `ignore` are left out.
+        Returns (tally, the expected receipts, first receipt time per (path, id))."""
+        self.flush_receipts()
         expected = {(path, event_id) for path in paths for event_id in ids}
 
         def read():
-            return [r for r in self.receipts(prefix) if r[2] in ids or r[2] not in known]
+            return [r for r in self.receipts(prefix) if r[2] not in ignore]
 
         rows = read()
         if len({(u, i) for _, u, i in rows} & expected) < len(expected):
@@ -665,15 +713,12 @@ http {{
         for t, u, i in rows:
             if (u, i) not in first_receipt or t < first_receipt[(u, i)]:
                 first_receipt[(u, i)] = t
-        status = self.status_counts()
         tally = {
             "expected": len(expected),
             "delivered": len(seen & expected),
             "missing": len(expected - seen),
             "duplicates": sum(c - 1 for key, c in counts.items() if key in expected),
             "unexpected": sum(c for key, c in counts.items() if key not in expected),
-            "db_succeeded": status.get("succeeded", 0),
-            "db_not_succeeded": sum(v for k, v in status.items() if k != "succeeded"),
         }
         return tally, [r for r in rows if (r[1], r[2]) in expected], first_receipt
 
@@ -865,9 +910,11 @@ SELECT * FROM outbox.record_results('bench-ceiling', :ids::bigint[], array_fill(
         result["combined_rate"] = measured if measured else result["model_rate"]
         result["combined_source"] = "measured" if measured else "model"
 
-    def _throughput_phase(self, name: str, events: int, subscriptions: int) -> dict:
+    def _throughput_phase(self, name: str, events: int, subscriptions: int, during=None) -> dict:
         """W1/W2: a backlog of `events` x `subscriptions`, then the relay from its start
-        until all is recorded. `name` is also the URL path and the event type."""
+        until all is recorded. `name` is also the URL path and the event type. `during`,
+        a context manager, is entered once the backlog is in and left when it is drained
+        (drain.py holds a snapshot open with it)."""
         assert self.db
         self.reset_data()
         paths = [self.subscribe(f"{name}-{i}", f"/{name}/{i}") for i in range(subscriptions)]
@@ -875,13 +922,16 @@ SELECT * FROM outbox.record_results('bench-ceiling', :ids::bigint[], array_fill(
         self.settle()
         expected = int(self.db.value("SELECT count(*) FROM outbox.deliveries"))
         quiet = self.wait_quiet(name)
-        a = Snapshot(self)
-        self.start_relay(name)
-        t0 = self.relay_started_at
-        drained, done_at = self.wait_drained(self.cfg["drain_timeout_s"])
-        usage = self.usage_since(a)
-        memory = self.relay_memory()
-        stop = self.stop_relay()
+        with during or contextlib.nullcontext():
+            costs = CostWindow(self.db)
+            a = Snapshot(self)
+            self.start_relay(name)
+            t0 = self.relay_started_at
+            drained, done_at = self.wait_drained(self.cfg["drain_timeout_s"])
+            usage = self.usage_since(a)
+            memory = self.relay_memory()
+            stop = self.stop_relay()
+            costs.close()
         tally, rows, _ = self.account(f"/{name}/", paths, f"bench.{name}")
         times = sorted(t for t, _, _ in rows)
         result = {"events": events, "subscriptions": subscriptions, "insert_seconds": round(insert_seconds, 2),
@@ -897,10 +947,13 @@ SELECT * FROM outbox.record_results('bench-ceiling', :ids::bigint[], array_fill(
             })
         result["usage"] = usage
         result["cpu_ms_per_delivery"] = self.cpu_per_delivery(usage, tally["delivered"])
+        result["costs"] = costs.per_delivery(tally["delivered"])
         result.update(memory)
         result["relay_stop"] = stop
         say(f"{name}: {tally['delivered']}/{tally['expected']} delivered, {result.get('rate')} deliveries/s, "
-            f"relay {result['usage']['relay_cpu_cores']} cores, PG {result['usage']['postgres_cpu_cores']} cores")
+            f"relay {result['usage']['relay_cpu_cores']} cores, PG {result['usage']['postgres_cpu_cores']} cores, "
+            f"{result['costs']['buffer_touches_per_delivery']} buffers and "
+            f"{result['costs']['wal_bytes_per_delivery']} WAL bytes per delivery")
         return result
 
     @staticmethod
@@ -937,7 +990,7 @@ SELECT * FROM outbox.record_results('bench-ceiling', :ids::bigint[], array_fill(
         runs.append(again)
         best = dict(max(runs, key=lambda r: r.get("rate") or 0))
         best["runs"] = [{k: r.get(k) for k in ("rate", "steady_rate", "expected", "delivered", "missing", "duplicates",
-                                                "unexpected", "relay_peak_rss_mib", "quiet", "usage")} for r in runs]
+                                                "unexpected", "relay_peak_rss_mib", "quiet", "usage", "costs")} for r in runs]
         for key in ("expected", "delivered", "missing", "duplicates", "unexpected"):
             best[key] = sum(r.get(key) or 0 for r in runs)
         best["relay_peak_rss_mib"] = max(r.get("relay_peak_rss_mib") or 0 for r in runs)
@@ -1015,49 +1068,27 @@ SELECT outbox.publish('{event_type}', {PAYLOAD_SQL.format(g=':oid::bigint')});
         return result
 
     def phase_h(self) -> dict:
-        cfg, db = self.cfg, self.db
-        assert db and self.relay
+        cfg = self.cfg
+        assert self.relay
         self.reset_data()
         paths = [self.subscribe("h-0", "/h/0")]
-        accounts = cfg["h_accounts"]
-        db.query("DROP TABLE IF EXISTS public.bench_accounts, public.bench_history")
-        db.query("CREATE TABLE public.bench_accounts (aid integer PRIMARY KEY, balance bigint NOT NULL, "
-                 "updated_at timestamptz NOT NULL DEFAULT now()) WITH (fillfactor = 90)")
-        db.query("CREATE TABLE public.bench_history (hid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-                 "aid integer NOT NULL, delta integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
-        db.query(f"INSERT INTO public.bench_accounts (aid, balance) SELECT g, 0 FROM generate_series(1, {accounts}) AS g")
-        # The event's row with its columns, defaults, checks and indexes but none of the outbox's triggers:
-        # what any design that writes the event in the host transaction must pay at least.
-        db.query("DROP TABLE IF EXISTS public.bench_event_rows")
-        db.query("CREATE TABLE public.bench_event_rows (LIKE outbox.events INCLUDING ALL)")
-        db.query("VACUUM ANALYZE public.bench_accounts, public.bench_history")
+        host_transaction.prepare(self)
         self.settle()
-        body = f"""\\set aid random(1, {accounts})
-\\set delta random(-5000, 5000)
-BEGIN;
-UPDATE public.bench_accounts SET balance = balance + :delta, updated_at = now() WHERE aid = :aid;
-INSERT INTO public.bench_history (aid, delta) VALUES (:aid, :delta);
-"""
-        event_values = "(event_type, payload) VALUES ('bench.h', " + PAYLOAD_SQL.format(g=":aid::bigint") + ");\n"
         scripts = {
-            "plain": body + "END;\n",
+            "plain": host_transaction.script(self, None, "bench.h"),
             # Reference points for the cost: one more round trip; the event's row alone; the event with the
             # relay stopped (what the host transaction itself pays, without the deliveries competing for the cores).
-            "one_more_statement": body + "SELECT 1;\nEND;\n",
-            "event_row_alone": body + "INSERT INTO public.bench_event_rows " + event_values + "END;\n",
-            "with_event_relay_stopped": body + "INSERT INTO outbox.events " + event_values + "END;\n",
-            "with_event": body + "INSERT INTO outbox.events " + event_values + "END;\n",
+            "one_more_statement": host_transaction.script(self, None, "bench.h", extra="SELECT 1;\n"),
+            "event_row_alone": host_transaction.script(self, host_transaction.PLAIN_COPY, "bench.h"),
+            "with_event_relay_stopped": host_transaction.script(self, "outbox.events", "bench.h"),
+            "with_event": host_transaction.script(self, "outbox.events", "bench.h"),
         }
-        for kind, text in scripts.items():
-            (self.work / f"host_{kind}.sql").write_text(text)
-        seconds, clients = cfg["h_seconds"], cfg["h_clients"]
         runs = []
         peak_reset = self.reset_relay_peak()
         for rnd in range(cfg["h_rounds"]):
             if rnd > 0 and self.time_left() < cfg["reserve_s"]:
                 break
-            for kind in scripts:
-                script = self.work / f"host_{kind}.sql"
+            for kind, text in scripts.items():
                 if kind == "with_event_relay_stopped":
                     self.stop_relay()
                 elif self.relay is None:
@@ -1065,39 +1096,19 @@ INSERT INTO public.bench_history (aid, delta) VALUES (:aid, :delta);
                     self.wait_relay_ready()
                     peak_reset = self.reset_relay_peak()
                 self.wait_drained(30)
-                quiet = self.wait_quiet(f"h/{kind}#{rnd + 1}")
-                a = Snapshot(self)
-                code, out, waits = self._run_sampled(
-                    ["pgbench", "-n", "-M", "prepared", "-f", str(script), "-c", str(clients),
-                     "-j", "2", "-T", str(seconds)], f"pgbench-h-{kind}-{rnd + 1}", timeout=seconds + 60)
-                usage = self.usage_since(a)
-                if code != 0:
-                    raise BenchError(f"pgbench host transaction failed: {out[-1500:]}")
-                parsed = parse_pgbench(out)
-                runs.append({"kind": kind, "round": rnd + 1, **parsed, "usage": usage, "quiet": quiet,
-                             "session_waits": waits})
-                say(f"h: {kind} #{rnd + 1}: {parsed.get('tps')} TPS, relay {usage['relay_cpu_cores']} cores, "
-                    f"PG {usage['postgres_cpu_cores']} cores; host sessions: "
-                    + ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(waits.items())[:4]))
+                runs.append(host_transaction.measure(self, "h", kind, rnd + 1, text))
         drained, _ = self.wait_drained(60)
         memory = self.relay_memory()
         tally, _, _ = self.account("/h/", paths, "bench.h")
-
-        def mean(kind):
-            values = [r["tps"] for r in runs if r["kind"] == kind and r.get("tps")]
-            return sum(values) / len(values) if values else None
-
-        tps = {kind: mean(kind) for kind in scripts}
+        tps = {kind: host_transaction.mean_tps(runs, kind) for kind in scripts}
         tps_plain = tps["plain"]
 
         def cost(kind):
             return round(1 - tps[kind] / tps_plain, 4) if tps_plain and tps[kind] else None
 
         return {
-            "clients": clients, "seconds_per_run": seconds, "runs": runs,
-            "tps_plain": round(tps_plain, 1) if tps_plain else None,
-            "tps_with_event": round(tps["with_event"], 1) if tps["with_event"] else None,
-            "tps_cost": cost("with_event"),
+            "clients": cfg["h_clients"], "seconds_per_run": cfg["h_seconds"], "runs": runs,
+            "tps_plain": tps_plain, "tps_with_event": tps["with_event"], "tps_cost": cost("with_event"),
             "reference_costs": {kind: cost(kind) for kind in
                                 ("one_more_statement", "event_row_alone", "with_event_relay_stopped")},
             "drained": drained, **tally, **memory, "peak_rss_reset": peak_reset,
@@ -1145,7 +1156,7 @@ INSERT INTO public.bench_history (aid, delta) VALUES (:aid, :delta);
         settings = {row[0]: row[1] for row in self.db.query(
             "SELECT name, current_setting(name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
             "'full_page_writes', 'track_commit_timestamp', 'shared_buffers', 'max_wal_size', 'wal_level', "
-            "'max_connections', 'checkpoint_timeout')")}
+            "'max_connections', 'checkpoint_timeout', 'shared_preload_libraries')")}
         try:
             model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
         except (OSError, StopIteration):
@@ -1174,18 +1185,22 @@ INSERT INTO public.bench_history (aid, delta) VALUES (:aid, :delta);
         self.db = Psql(self.env)
         started = datetime.datetime.now(datetime.timezone.utc)
         self.results = {
-            "schema": "outbox-relay-bench/1", "mode": "quick" if self.quick else "full",
+            "schema": "outbox-relay-bench/2", "mode": "quick" if self.quick else "full",
             "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "environment": self.environment(),
             "settings": {**self.cfg, "relay_env": {
-                "OUTBOX_MAX_IN_FLIGHT": self.cfg["max_in_flight"],
+                "OUTBOX_MAX_IN_FLIGHT": self.cfg["max_in_flight"] or "default",
                 "OUTBOX_POLL_INTERVAL": self.cfg["poll_interval"] or "default (1s)",
                 "OUTBOX_ALLOW_PRIVATE_NETWORKS": "true", "OUTBOX_LOG_FORMAT": "json"}},
-            "phases": {}, "errors": {}, "skipped": [],
+            "phases": {}, "errors": {}, "skipped": [], "notes": [],
         }
         say(f"{'QUICK' if self.quick else 'FULL'} run; {CORES} cores; load {os.getloadavg()[0]:.2f}")
+        self.db.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         self.start_nginx()
         phases = [("ceiling", self.phase_ceiling), ("w1", self.phase_w1), ("w2", self.phase_w2),
-                  ("w3", self.phase_w3), ("h", self.phase_h), ("idle", self.phase_idle)]
+                  ("w3", self.phase_w3), ("h", self.phase_h), ("idle", self.phase_idle),
+                  ("hostsubs", lambda: hostsubs.phase_hostsubs(self)), ("drain", lambda: drain.phase_drain(self)),
+                  ("peer", lambda: peer.phase_peer(self)), ("callgrind", lambda: callgrind.phase_callgrind(self)),
+                  ("baseline", lambda: baseline.phase_baseline(self)), ("soak", lambda: soak.phase_soak(self))]
         if self.cfg["rounds"] > 1:
             phases += [("ceiling_again", self.phase_ceiling_again), ("w1_again", self.phase_w1_again),
                        ("w2_again", self.phase_w2_again)]
@@ -1194,22 +1209,29 @@ INSERT INTO public.bench_history (aid, delta) VALUES (:aid, :delta);
             if only and name not in only:
                 self.results["skipped"].append(name)
                 continue
-            if name.endswith("_again") and self.relay is not None:
+            if name not in ("h", "idle") and self.relay is not None:
                 self.results["relay_stop_after_idle"] = self.stop_relay()
             if name in ("h", "idle") and self.relay is None:
                 self.results["errors"][name] = "skipped: needs the relay of w3"
                 continue
-            if self.time_left() < (60 if name.endswith("_again") else 30):
+            if name == "baseline" and not self.args.baseline:
+                self.results["skipped"].append(name)
+                self.results["notes"].append("baseline skipped: " + ("a --quick run (CI) leaves it out to stay short"
+                                                                     if self.quick else "no baseline binary"))
+                continue
+            if self.time_left() < self.time_needed(name):
                 self.results["skipped"].append(name)
                 say(f"{name}: skipped, out of time")
                 continue
+            started_children = len(self.children)
             try:
                 self.results["phases"][name] = phase()
             except (BenchError, OSError, ValueError, KeyError, IndexError, subprocess.SubprocessError) as error:
                 say(f"{name}: FAILED: {type(error).__name__}: {error}")
                 self.results["errors"][name] = f"{type(error).__name__}: {error}"
-                if name in ("w3", "h") and self.relay is not None:
-                    self.results["errors"]["w3_relay_stop"] = self.stop_relay()
+                if self.relay is not None:
+                    self.results["errors"][f"{name}_relay_stop"] = self.stop_relay()
+            self.stop_leftovers(started_children)
         if self.relay is not None:
             self.results["relay_stop_after_idle"] = self.stop_relay()
         self.results["elapsed_seconds"] = round(time.time() - STARTED, 1)
@@ -1232,6 +1254,8 @@ def main() -> int:
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--relay", required=True, help="the release outbox-relay binary")
     parser.add_argument("--results-dir", default="bench-results")
+    parser.add_argument("--baseline", help="the baseline outbox-relay binary (phase baseline)")
+    parser.add_argument("--baseline-commit", default="", help="the commit it was built from")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)

@@ -11,15 +11,28 @@ from __future__ import annotations
 import json
 import sys
 
+import report_phases
+
 TARGETS = [
-    # key, description, unit, limit, higher is better
-    ("w1_ratio", "W1 deliveries/s ÷ combined ceiling", "%", 0.60, True),
-    ("w2_ratio", "W2 deliveries/s ÷ combined ceiling", "%", 0.60, True),
-    ("w3_p50_ms", "W3 latency p50", "ms", 5.0, False),
-    ("w3_p99_ms", "W3 latency p99", "ms", 20.0, False),
-    ("h_tps_cost", "H host TPS cost of publishing", "%", 0.15, False),
-    ("idle_relay_cores", "Idle relay CPU", "% core", 0.01, False),
-    ("w1_relay_peak_rss_mib", "W1 relay peak RSS", "MiB", 64.0, False),
+    # key, description, unit, limit, sense: "min" (value ≥ limit), "max" (≤) or "within" (|value - 1| ≤ limit)
+    ("w1_ratio", "W1 deliveries/s ÷ combined ceiling", "%", 0.60, "min"),
+    ("w2_ratio", "W2 deliveries/s ÷ combined ceiling", "%", 0.60, "min"),
+    ("w3_p50_ms", "W3 latency p50", "ms", 5.0, "max"),
+    ("w3_p99_ms", "W3 latency p99", "ms", 20.0, "max"),
+    ("h_tps_cost", "H host TPS cost of publishing", "%", 0.15, "max"),
+    ("idle_relay_cores", "Idle relay CPU", "% core", 0.01, "max"),
+    ("w1_relay_peak_rss_mib", "W1 relay peak RSS", "MiB", 64.0, "max"),
+    ("soak_rate_deviation", "Soak delivered vs offered, worst minute", "%", 0.01, "max"),
+    ("soak_p99_growth", "Soak p99, last minute ÷ first", "x", 1.5, "max"),
+    ("soak_size_growth", "Soak outbox size, late ÷ minute 5", "x", 1.2, "max"),
+    ("drain_held_vs_free", "Drain rate, snapshot held ÷ free", "x", 0.8, "min"),
+    ("drain_pace", "Free drain, last full window ÷ first", "x", 0.8, "min"),
+    ("drain_w1_size", "W1 rate, large backlog ÷ small", "x", 0.2, "within"),
+    ("hostsubs_50_vs_1", "Host TPS, 50 subscriptions ÷ 1", "x", 0.9, "min"),
+    ("hostsubs_copy_vs_outbox", "Host TPS, plain copy ÷ outbox (1 sub)", "x", 1.25, "max"),
+    ("peer_w1_multiple", "W1 rate, relay ÷ PgQueuer peer", "x", 3.0, "min"),
+    ("peer_w2_multiple", "W2 rate, relay ÷ PgQueuer peer", "x", 3.0, "min"),
+    ("baseline_w1_multiple", "W1 rate, relay ÷ baseline", "x", 1.5, "min"),
 ]
 
 
@@ -86,13 +99,68 @@ def add_summary(results: dict) -> None:
         elif name == "idle":
             values["idle_relay_cores"] = usage.get("relay_cpu_cores")
         summary["rows"].append(row)
+    _storage_rows(phases, summary["rows"], values)
     summary["targets"] = []
-    for key, text, unit, limit, higher in TARGETS:
+    for key, text, unit, limit, sense in TARGETS:
         value = values.get(key)
-        met = None if value is None else (value >= limit if higher else value <= limit)
+        met = None if value is None else {"min": lambda: value >= limit, "max": lambda: value <= limit,
+                                          "within": lambda: abs(value - 1) <= limit}[sense]()
         summary["targets"].append({"key": key, "target": text, "unit": unit, "limit": limit,
-                                   "higher_is_better": higher, "value": value, "met": met})
+                                   "sense": sense, "value": value, "met": met})
     results["summary"] = summary
+
+
+def _run_row(workload: str, label: str, run: dict) -> dict:
+    """A table row for one drain of a backlog (by the relay or the peer)."""
+    usage = run.get("usage") or {}
+    row = {"workload": workload, "label": label, "rate": run.get("rate"), "steady_rate": run.get("steady_rate")}
+    row.update({k: run.get(k) for k in ("expected", "delivered", "missing", "duplicates", "relay_peak_rss_mib")})
+    row.update({k: usage.get(k) for k in ("relay_cpu_cores", "postgres_cpu_cores", "receiver_cpu_cores",
+                                          "load_tools_cpu_cores", "foreign_cpu_cores")})
+    if run.get("quiet"):
+        row["quiet"], row["quiet_waited_s"] = run["quiet"].get("quiet"), run["quiet"].get("waited_s")
+    return row
+
+
+def _ratio(a, b):
+    return round(a / b, 3) if a and b else None
+
+
+def _storage_rows(phases: dict, rows: list, values: dict) -> None:
+    """Rows and target values of the phases added with the storage rewrite."""
+    drain = phases.get("drain")
+    if drain:
+        n = drain["events"]
+        rows.append(_run_row("drain_small", f"W1 {drain['w1_small']['events'] // 1000}k (drain)", drain["w1_small"]))
+        rows.append(_run_row("drain_free", f"Drain {n // 1000}k free", drain["free"]))
+        rows.append(_run_row("drain_held", f"Drain {n // 1000}k held", drain["held"]))
+        values["drain_held_vs_free"] = drain.get("held_vs_free")
+        values["drain_pace"] = drain["free_pace"].get("last_vs_first")
+        values["drain_w1_size"] = drain.get("w1_large_vs_small")
+    peer = phases.get("peer")
+    if peer:
+        for name in ("w1", "w2"):
+            run = peer[name]
+            rows.append(_run_row(f"peer_{name}", f"Peer {name.upper()} {run['events'] // 1000}k x {run['endpoints']}", run))
+            values[f"peer_{name}_multiple"] = _ratio(_get(phases, name, "rate"), run.get("rate"))
+    baseline = phases.get("baseline")
+    if baseline:
+        k = baseline["w1"]["events"] // 1000
+        rows.append(_run_row("baseline_pair_relay", f"W1 {k}k beside base", baseline["relay_w1"]))
+        rows.append(_run_row("baseline_w1", f"Base W1 {k}k", baseline["w1"]))
+        values["baseline_w1_multiple"] = baseline.get("relay_vs_baseline")
+    soak = phases.get("soak")
+    if soak:
+        row = _run_row("soak", f"Soak {soak['rate_target']}/s x {soak['minutes']}m", soak)
+        row["per_minute"] = soak["per_minute"]
+        rows.append(row)
+        values["soak_rate_deviation"] = soak.get("rate_max_deviation")
+        values["soak_p99_growth"] = soak.get("p99_last_vs_first")
+        values["soak_size_growth"] = soak.get("size_late_vs_reference")
+    hostsubs = phases.get("hostsubs")
+    if hostsubs:
+        values["hostsubs_50_vs_1"] = hostsubs.get("tps_50_vs_1")
+        values["hostsubs_copy_vs_outbox"] = hostsubs.get("tps_copy_vs_outbox")
 
 
 def _first_quiet(phase: dict):
@@ -120,21 +188,58 @@ def _target_value(t: dict) -> str:
         return _pct(v, 1)
     if t["unit"] == "% core":
         return f"{100 * v:.2f}% of a core"
+    if t["unit"] == "x":
+        return f"{v:.2f}x"
     return f"{v:.1f} {t['unit']}"
 
 
 def _target_limit(t: dict) -> str:
-    sign = "≥" if t["higher_is_better"] else "≤"
+    if t["sense"] == "within":
+        return f"{1 - t['limit']:.2f}x to {1 + t['limit']:.2f}x"
+    sign = "≥" if t["sense"] == "min" else "≤"
     if t["unit"] == "%":
         return f"{sign} {100 * t['limit']:.0f}%"
     if t["unit"] == "% core":
         return f"{sign} {100 * t['limit']:.0f}% of a core"
+    if t["unit"] == "x":
+        return f"{sign} {t['limit']:g}x"
     return f"{sign} {t['limit']:g} {t['unit']}"
 
 
+def _classic_row(row: dict, p: dict) -> tuple[str, str]:
+    """Name and result of a row of the first phases (ceiling to idle)."""
+    name = {
+        "w1": f"W1 {p.get('events', 0) // 1000}k x 1 sub",
+        "w2": f"W2 {p.get('events', 0) // 1000}k x {p.get('subscriptions')} subs",
+        "w3": f"W3 {p.get('rate_target')}/s x {p.get('seconds')}s",
+        "h": f"H {p.get('clients')} clients",
+        "idle": f"Idle {p.get('seconds')}s",
+    }[row["workload"]]
+    if row["workload"] in ("w1", "w2"):
+        result = f"{_n(row.get('rate'))}/s = {_pct(row.get('ratio'))} of ceiling"
+        if p.get("best_of_runs"):
+            result += f" (best of {p['best_of_runs']})"
+    elif row["workload"] == "w3":
+        lat = row.get("latency_ms") or {}
+        result = f"p50 {_n(lat.get('p50'), 1)} p99 {_n(lat.get('p99'), 1)} max {_n(lat.get('max'), 1)} ms"
+    elif row["workload"] == "h":
+        result = (f"TPS {_n(row.get('tps_plain'))} -> {_n(row.get('tps_with_event'))} "
+                  f"(cost {_pct(row.get('tps_cost'), 1)})")
+    else:
+        result = f"relay {_n(100 * (row.get('relay_cpu_cores') or 0), 2)}% of a core"
+    return name, result
+
+
+def _storage_result(row: dict) -> str:
+    if row["workload"] == "soak":
+        minutes = row["per_minute"]
+        return (f"p99 {_n(minutes[0].get('p99_ms'), 1)} -> {_n(minutes[-1].get('p99_ms'), 1)} ms, "
+                f"{len(minutes)} minutes")
+    return f"{_n(row.get('rate'))}/s (steady {_n(row.get('steady_rate'))}/s)"
+
+
 def render(results: dict) -> str:
-    if "summary" not in results:
-        add_summary(results)
+    add_summary(results)  # again: a file written by an older bench has an older summary
     env, settings, phases, summary = results["environment"], results["settings"], results["phases"], results["summary"]
     pg = env.get("postgres_settings", {})
     lines = []
@@ -180,35 +285,19 @@ def render(results: dict) -> str:
         lines.append("  (not measured: " + results.get("errors", {}).get("ceiling", "?") + ")")
 
     lines.append("")
-    header = (f"{'workload':<18}{'expected':>9}{'deliv.':>9}{'miss':>6}{'dups':>6}  {'result':<40}"
+    header = (f"{'workload':<20}{'expected':>9}{'deliv.':>9}{'miss':>6}{'dups':>6}  {'result':<40}"
               f"{'relay CPU':>10}{'relay RSS':>10}{'PG CPU':>8}{'recv':>6}{'tools':>6}{'others':>7}  quiet")
     lines.append(header)
     lines.append("-" * len(header))
     for row in summary["rows"]:
-        p = phases[row["workload"]]
-        name = {
-            "w1": f"W1 {p.get('events', 0) // 1000}k x 1 sub",
-            "w2": f"W2 {p.get('events', 0) // 1000}k x {p.get('subscriptions')} subs",
-            "w3": f"W3 {p.get('rate_target')}/s x {p.get('seconds')}s",
-            "h": f"H {p.get('clients')} clients",
-            "idle": f"Idle {p.get('seconds')}s",
-        }[row["workload"]]
-        if row["workload"] in ("w1", "w2"):
-            result = f"{_n(row.get('rate'))}/s = {_pct(row.get('ratio'))} of ceiling"
-            if p.get("best_of_runs"):
-                result += f" (best of {p['best_of_runs']})"
-        elif row["workload"] == "w3":
-            lat = row.get("latency_ms") or {}
-            result = f"p50 {_n(lat.get('p50'), 1)} p99 {_n(lat.get('p99'), 1)} max {_n(lat.get('max'), 1)} ms"
-        elif row["workload"] == "h":
-            result = (f"TPS {_n(row.get('tps_plain'))} -> {_n(row.get('tps_with_event'))} "
-                      f"(cost {_pct(row.get('tps_cost'), 1)})")
+        if row.get("label"):
+            name, result = row["label"], _storage_result(row)
         else:
-            result = f"relay {_n(100 * (row.get('relay_cpu_cores') or 0), 2)}% of a core"
+            name, result = _classic_row(row, phases[row["workload"]])
         quiet = "-" if row.get("quiet") is None else (
             f"{'yes' if row['quiet'] else 'NO'} ({_n(row.get('quiet_waited_s'))}s)")
         lines.append(
-            f"{name:<18}{_n(row.get('expected')):>9}{_n(row.get('delivered')):>9}{_n(row.get('missing')):>6}"
+            f"{name:<20}{_n(row.get('expected')):>9}{_n(row.get('delivered')):>9}{_n(row.get('missing')):>6}"
             f"{_n(row.get('duplicates')):>6}  {result:<40}{_n(row.get('relay_cpu_cores'), 2):>10}"
             f"{_n(row.get('relay_peak_rss_mib'), 1):>10}{_n(row.get('postgres_cpu_cores'), 2):>8}"
             f"{_n(row.get('receiver_cpu_cores'), 2):>6}{_n(row.get('load_tools_cpu_cores'), 2):>6}"
@@ -255,12 +344,13 @@ def render(results: dict) -> str:
         for label, w in waits:
             top = sorted(w.items(), key=lambda kv: -(kv[1] or 0))[:5]
             lines.append(f"    {label:<30}" + ", ".join(f"{k} {100 * (v or 0):.0f}%" for k, v in top))
+    lines += report_phases.sections(results)
 
     lines.append("")
     lines.append("Targets (reported, not enforced)")
     for t in summary["targets"]:
         met = {True: "met", False: "MISSED", None: "-"}[t["met"]]
-        lines.append(f"  {t['target']:<38}{_target_value(t):>20}   target {_target_limit(t):<18} {met}")
+        lines.append(f"  {t['target']:<40}{_target_value(t):>18}   target {_target_limit(t):<18} {met}")
     if results.get("skipped"):
         lines.append("")
         lines.append("Skipped for time: " + ", ".join(results["skipped"]))
