@@ -351,7 +351,11 @@ LANGUAGE sql VOLATILE AS $$
 $$;
 
 -- Return work whose lease expired (its relay died) to pending, due now, not
--- charged an attempt.
+-- charged an attempt. Then mend the in-flight counts: a claim whose row is gone
+-- without being recorded (deleted or truncated by hand) would otherwise hold a
+-- slot of max in flight for ever. Only upwards (claims that ended), under each
+-- subscription's claim lock: a count that is only out of date can never let a
+-- subscription exceed its max in flight.
 CREATE OR REPLACE FUNCTION outbox.rescue_expired_leases() RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -375,6 +379,17 @@ BEGIN
     )
     SELECT coalesce(array_agg(returned.subscription_id), '{}') INTO rescued FROM returned;
     PERFORM outbox.end_claims(rescued);
+
+    UPDATE outbox.subscription_state AS st
+    SET ended = c.claimed - coalesce(n.delivering, 0)
+    FROM outbox.subscription_cursors AS c
+    LEFT JOIN (SELECT q.subscription_id, count(*) AS delivering
+               FROM outbox.delivery_queue AS q
+               WHERE q.status = 'delivering'
+               GROUP BY q.subscription_id) AS n ON n.subscription_id = c.subscription_id
+    WHERE st.subscription_id = c.subscription_id
+      AND c.claimed - coalesce(n.delivering, 0) > st.ended
+      AND pg_try_advisory_xact_lock(1868722808, (c.subscription_id & 2147483647)::integer);
     RETURN cardinality(rescued);
 END
 $$;

@@ -203,3 +203,24 @@ enum Claims {
             ])
     }
 }
+
+/// Max in flight is counted as claims made minus claims ended; a claim whose row
+/// disappears without a record must not hold its slot for ever.
+@Suite(.timeLimit(.minutes(1)))
+struct InFlightCountTests {
+    @Test func upkeepMendsTheCountOfClaimsWhoseRowsWereDeletedByHand() throws {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        try sql.query("SELECT outbox.subscribe('s', 'http://example.com/h', ARRAY['*'])")
+        try sql.query("UPDATE outbox.subscriptions SET max_in_flight = 2")
+        try sql.query("SELECT outbox.publish('order.created', '{}') FROM generate_series(1, 5)")
+        #expect(try Claims.claim(sql).count == 2)
+        #expect(try Claims.claim(sql).isEmpty, "two in flight: no room")
+        try sql.query("DELETE FROM outbox.delivery_queue")
+
+        try sql.query("SELECT outbox.rescue_expired_leases()")
+
+        #expect(try Claims.claim(sql).count == 2, "the slots of the deleted claims are free again")
+        #expect(try database.scalar("SELECT delivering FROM outbox.subscription_health", as: Int.self) == 2)
+    }
+}
