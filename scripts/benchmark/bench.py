@@ -748,21 +748,30 @@ end
 """)
         self.ceiling_sql = self.work / "claim_record.sql"
         n = ":n::integer"
-        self.ceiling_sql.write_text(f"""-- The relay's hot path (sql/0005_relay.sql): claim a batch, then record every
--- attempt as a 204 success with the endpoint results, in the relay's two statements.
--- Two clients: one claims while the other records. A claim that finds nothing
--- (the other client holds the subscription's claim lock) waits 0.5 ms instead of
--- spinning, as the relay waits for a wake-up.
-SELECT coalesce(array_agg(delivery_id), '{{}}') AS ids, count(*) AS n, coalesce(min(subscription_id), 0) AS sub
+        self.ceiling_sql.write_text(f"""-- The relay's hot path (sql/0010_delivery.sql): claim a batch (new events read
+-- from the subscription's cursor, inserted into the queue leased), then record
+-- every attempt as a 204 success with the endpoint results, in the relay's two
+-- statements. Two clients: one claims while the other records. A claim that
+-- finds nothing (the other client holds the subscription's claim lock) waits
+-- 0.5 ms instead of spinning, as the relay waits for a wake-up.
+SELECT coalesce(array_agg(delivery_id), '{{}}') AS ids, coalesce(array_agg(event_id), '{{}}') AS events,
+       coalesce(array_agg(subscription_id), '{{}}') AS subs, coalesce(array_agg(attempts + 1), '{{}}') AS tries,
+       count(*) AS n, coalesce(min(subscription_id), 0) AS sub
   FROM outbox.claim_deliveries(:batch, :max_in_flight, 'bench-ceiling', interval '30 seconds') \\gset
 \\if :n = 0
 \\sleep 500 us
 \\else
-SELECT * FROM outbox.record_results('bench-ceiling', :ids::bigint[], array_fill('succeeded'::text, ARRAY[{n}]),
-    array_fill(NULL::timestamptz, ARRAY[{n}]), array_fill(204, ARRAY[{n}]), array_fill(NULL::text, ARRAY[{n}]),
-    array_fill(now(), ARRAY[{n}]), array_fill(1.0::double precision, ARRAY[{n}]), array_fill(NULL::text, ARRAY[{n}]),
-    ARRAY[:sub::bigint], ARRAY[now()], ARRAY[0], ARRAY[NULL::timestamptz],
-    10, interval '30 seconds', interval '10 minutes', interval '5 days', '{{}}'::bigint[], '');
+SELECT * FROM outbox.record_results(
+    owner => 'bench-ceiling', delivery_ids => :ids::bigint[], event_ids => :events::text[],
+    subscription_ids => :subs::bigint[], attempt_numbers => :tries::integer[],
+    outcomes => array_fill('succeeded'::text, ARRAY[{n}]), next_attempt_ats => array_fill(NULL::timestamptz, ARRAY[{n}]),
+    status_codes => array_fill(204, ARRAY[{n}]), errors => array_fill(NULL::text, ARRAY[{n}]),
+    started_ats => array_fill(now(), ARRAY[{n}]), durations_ms => array_fill(1.0::double precision, ARRAY[{n}]),
+    excerpts => array_fill(NULL::text, ARRAY[{n}]),
+    endpoint_ids => ARRAY[:sub::bigint], last_success_ats => ARRAY[now()], trailing_failures => ARRAY[0],
+    last_failure_ats => ARRAY[NULL::timestamptz], failure_threshold => 10, base_cooldown => interval '30 seconds',
+    max_cooldown => interval '10 minutes', disable_after => interval '5 days', gone_ids => '{{}}'::bigint[],
+    gone_reason => '');
 \\endif
 """)
 
