@@ -1204,6 +1204,12 @@ SELECT outbox.publish('{event_type}', {PAYLOAD_SQL.format(g=':oid::bigint')});
         }
         say(f"{'QUICK' if self.quick else 'FULL'} run; {CORES} cores; load {os.getloadavg()[0]:.2f}")
         self.db.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        # The time partitions a running relay keeps ahead (at its default interval), made
+        # now: otherwise the first phase's relay would start by moving that phase's
+        # pre-inserted events out of the default partition, inside its timed window.
+        self.db.query("DO $$ BEGIN IF to_regproc('outbox.create_time_partitions') IS NOT NULL THEN "
+                      "PERFORM outbox.create_time_partitions(t::regclass, '1 day', '3 days') "
+                      "FROM unnest(ARRAY['outbox.events', 'outbox.attempts']) AS t; END IF; END $$")
         self.start_nginx()
         phases = [("ceiling", self.phase_ceiling), ("w1", self.phase_w1), ("w2", self.phase_w2),
                   ("w3", self.phase_w3), ("h", self.phase_h), ("idle", self.phase_idle),
