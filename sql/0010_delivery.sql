@@ -566,3 +566,14 @@ LANGUAGE sql VOLATILE AS $$
     )
     SELECT count(*)::integer FROM purged
 $$;
+
+-- The hot path looks rows up by key. Statistics taken while the queue was small
+-- (or just after a TRUNCATE) can make a sequential scan look cheaper, and then
+-- every call reads every dead row a held snapshot keeps: never a sequential scan
+-- here (the small tables of subscriptions are read through their keys too).
+ALTER FUNCTION outbox.claim_deliveries(integer, integer, text, interval) SET enable_seqscan = off;
+ALTER FUNCTION outbox.record_results(text, bigint[], text[], bigint[], integer[], text[], timestamptz[], integer[], text[],
+    timestamptz[], double precision[], text[], bigint[], timestamptz[], integer[], timestamptz[], integer, interval,
+    interval, interval, bigint[], text) SET enable_seqscan = off;
+ALTER FUNCTION outbox.renew_leases(text, interval) SET enable_seqscan = off;
+ALTER FUNCTION outbox.release_deliveries(text, bigint[]) SET enable_seqscan = off;
