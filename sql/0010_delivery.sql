@@ -220,12 +220,16 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     held bigint[];
 BEGIN
+    -- By primary key only: the in-flight index (status = 'delivering', by owner)
+    -- holds an entry of every delivery this owner finished that vacuum has not
+    -- removed yet, and walking them on every record grows with each delivery.
+    -- (Written so that the partial index cannot match the condition.)
     held := ARRAY(
         SELECT q.id
         FROM outbox.delivery_queue AS q
         WHERE q.id = ANY (delivery_ids)
-          AND q.status = 'delivering'
-          AND q.lease_owner = record_attempts.owner
+          AND q.status || '' = 'delivering'
+          AND q.lease_owner || '' = record_attempts.owner
         ORDER BY q.id
         FOR UPDATE OF q);
 
