@@ -19,6 +19,8 @@ struct RunConfigurationTests {
         (["OUTBOX_BREAKER_COOLDOWN": "1m", "OUTBOX_BREAKER_MAX_COOLDOWN": "10s"], "OUTBOX_BREAKER_MAX_COOLDOWN must be at least"),
         (["OUTBOX_CA_BUNDLE": "/nonexistent/ca.pem"], "OUTBOX_CA_BUNDLE /nonexistent/ca.pem is not a readable file"),
         (["OUTBOX_RETENTION": "-1d"], "OUTBOX_RETENTION: \"-1d\" is negative"),
+        (["OUTBOX_PARTITION_INTERVAL": "30s"], "OUTBOX_PARTITION_INTERVAL must be at least 1m"),
+        (["OUTBOX_PARTITION_INTERVAL": "daily"], "OUTBOX_PARTITION_INTERVAL: \"daily\" is not a duration"),
     ])
     func badSettingsStopTheStart(environment: [String: String], message: String) async throws {
         let run = try await ToolRun.run(

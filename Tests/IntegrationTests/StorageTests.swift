@@ -124,6 +124,20 @@ struct StorageTests {
         #expect(try Claims.eventIDs(sql) == ["dead"], "and a dead letter can still be replayed")
     }
 
+    @Test func thePartitionFunctionsRefuseABadIntervalOrRetention() throws {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        for (statement, message) in [
+            ("SELECT outbox.create_time_partitions('outbox.events', '30 seconds', '1 hour')", "at least 1 minute"),
+            ("SELECT outbox.drop_time_partitions('outbox.events', '-1 day')", "retention must be zero or more"),
+        ] {
+            let error = #expect(throws: PostgresError.self) { try sql.query(statement) }
+            #expect(error?.sqlState == "22023")
+            #expect(error?.message.contains(message) == true, "\(String(describing: error))")
+        }
+        #expect(try database.scalar("SELECT count(*) FROM outbox.time_partitions('outbox.events')", as: Int.self) == 0)
+    }
+
     @Test func migratingTheOldSchemaKeepsTheBacklogAttemptsAndDeadLetters() throws {
         let database = try TestDatabase(migrated: false)
         let sql = try database.connect()
