@@ -22,7 +22,8 @@ public final class DeliveryStore: Sendable {
 
     private enum Statement {
         static let claim = PreparedStatement(
-            name: "outbox_claim", sql: "SELECT * FROM outbox.claim_deliveries($1, $2, $3, $4::interval)")
+            name: "outbox_claim",
+            sql: "SELECT * FROM outbox.claim_deliveries($1, $2, $3, $4::interval, $5::bigint[])")
         static let prepareToSleep = PreparedStatement(name: "outbox_prepare_to_sleep", sql: "SELECT outbox.prepare_to_sleep()")
         static let stopSleeping = PreparedStatement(name: "outbox_stop_sleeping", sql: "SELECT outbox.stop_sleeping()")
         static let record = PreparedStatement(
@@ -64,11 +65,14 @@ public final class DeliveryStore: Sendable {
                 """)
     }
 
-    /// Claims up to `batchSize` due deliveries per subscription.
-    public func claim(batchSize: Int, defaultMaxInFlight: Int) async throws -> [ClaimedDelivery] {
+    /// Claims up to `batchSize` due deliveries per subscription. `answered`: this
+    /// process's deliveries whose requests were answered and whose outcomes may not be
+    /// recorded yet; their slots of max in flight are free (sql/0014_answered_slots.sql).
+    public func claim(batchSize: Int, defaultMaxInFlight: Int, answered: [Int64] = []) async throws -> [ClaimedDelivery] {
         let (owner, lease) = (owner, lease)
         return try await claims.run { connection in
-            try ClaimedDelivery.decode(connection.query(Statement.claim, [batchSize, defaultMaxInFlight, owner, lease]))
+            try ClaimedDelivery.decode(connection.query(
+                Statement.claim, [batchSize, defaultMaxInFlight, owner, lease, answered]))
         }
     }
 

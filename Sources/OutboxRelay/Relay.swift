@@ -9,7 +9,9 @@ import Synchronization
 /// Four loops share the work (docs/ARCHITECTURE.md draws them):
 /// - the **listener** turns `NOTIFY outbox_work` into a wake-up of the claimer;
 /// - the **claimer** claims due deliveries in batches, builds the signed requests
-///   and hands them to the HTTP engine; without a wake-up it polls;
+///   and hands them to the HTTP engine; the slots of max in flight of answered
+///   requests are free for it before their outcomes are recorded; without a
+///   wake-up it polls;
 /// - the **HTTP engine** (its own thread, libcurl multi) sends them and reports
 ///   responses, which are judged at once (`AttemptVerdict`) and queued;
 /// - the **recorder** writes queued verdicts in batches (`outbox.record_results`);
@@ -35,6 +37,8 @@ public final class Relay: Service, Sendable {
         var claimed: [Int64: ClaimedDelivery] = [:]
         /// Judged attempts waiting for the recorder.
         var verdicts: [AttemptVerdict] = []
+        /// Deliveries of the batch the recorder is writing.
+        var recording: [Int64] = []
         var stopClaiming = false
         var stopRecording = false
         var random = SystemRandomNumberGenerator()
@@ -176,9 +180,13 @@ public final class Relay: Service, Sendable {
         }
     }
 
+    /// Names the answered requests whose outcomes may not be recorded yet: their slots
+    /// of max in flight are free (sql/0014_answered_slots.sql).
     private func claim(_ room: Int) async throws -> [ClaimedDelivery] {
-        try await store.claim(
-            batchSize: min(configuration.claimBatchSize, room), defaultMaxInFlight: configuration.maxInFlight)
+        let answered = state.withLock { $0.verdicts.map(\.deliveryID) + $0.recording }
+        return try await store.claim(
+            batchSize: min(configuration.claimBatchSize, room), defaultMaxInFlight: configuration.maxInFlight,
+            answered: answered)
     }
 
     private static let firstRecheckDelay = Duration.milliseconds(2)
@@ -223,6 +231,7 @@ public final class Relay: Service, Sendable {
             }
         }
         recordWake.signal()
+        claimWake.signal()
         drainWake.signal()
     }
 
@@ -235,6 +244,7 @@ public final class Relay: Service, Sendable {
             let (batch, stopping) = state.withLock { state in
                 let batch = Array(state.verdicts.prefix(Self.recordBatchLimit))
                 state.verdicts.removeFirst(batch.count)
+                state.recording = batch.map(\.deliveryID)
                 return (batch, state.stopRecording)
             }
             if batch.isEmpty {
@@ -249,13 +259,19 @@ public final class Relay: Service, Sendable {
                 RelayMetrics.recordOutcomes(batch)
                 let held = state.withLock { state in
                     for verdict in batch { state.claimed[verdict.deliveryID] = nil }
+                    state.recording = []
                     return state.claimed.count
                 }
                 RelayMetrics.setInFlight(held)
-                claimWake.signal()
+                // A record frees no slot a claim could not use already; it matters to the
+                // claimer only when this process held its most or now holds nothing (sleep).
+                if held == 0 || held + batch.count >= configuration.maxOutstanding { claimWake.signal() }
             } catch {
                 health.failed(error)
-                state.withLock { $0.verdicts.insert(contentsOf: batch, at: 0) }
+                state.withLock { state in
+                    state.verdicts.insert(contentsOf: batch, at: 0)
+                    state.recording = []
+                }
                 if stopping {
                     // Leases expire and the work is retried elsewhere: a duplicate, never a loss.
                     let deadline = giveUpAt ?? .now + configuration.shutdownGracePeriod

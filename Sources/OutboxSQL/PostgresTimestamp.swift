@@ -3,18 +3,31 @@ import Foundation
 /// timestamptz in text form. Connections set `DateStyle=ISO` and `TimeZone=UTC`,
 /// so the server writes `2026-11-25 18:46:47.123456+00`; offsets are honoured anyway.
 enum PostgresTimestamp {
+    /// `2026-11-25T18:46:47.123456Z`, written digit by digit (the recorder formats several
+    /// per delivery; a format string cost more than the rest of the encoding).
     static func format(_ date: Date) -> String {
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         let seconds = micros.floorDiv(1_000_000)
-        let fraction = micros - seconds * 1_000_000
-        var time = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        let fractionText = String(fraction)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%@Z",
-            parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
-            String(repeating: "0", count: 6 - fractionText.count) + fractionText)
+        let fraction = Int(micros - seconds * 1_000_000)
+        let days = Int(seconds.floorDiv(86_400))
+        let secondOfDay = Int(seconds) - days * 86_400
+        let (year, month, day) = civilFromDays(days)
+        var out = [UInt8]()
+        out.reserveCapacity(27)
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            while divisor > 0 {
+                out.append(UInt8(48 + (value / divisor) % 10))
+                divisor /= 10
+            }
+        }
+        digits(year, 4); out.append(45); digits(month, 2); out.append(45); digits(day, 2)
+        out.append(84)
+        digits(secondOfDay / 3600, 2); out.append(58); digits(secondOfDay / 60 % 60, 2); out.append(58)
+        digits(secondOfDay % 60, 2); out.append(46); digits(fraction, 6)
+        out.append(90)
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func parse(_ text: String) -> Date? {
@@ -68,6 +81,19 @@ enum PostgresTimestamp {
         let days = daysFromCivil(year: year, month: month, day: day)
         let epochSeconds = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
         return Date(timeIntervalSince1970: Double(epochSeconds) + fraction)
+    }
+
+    /// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's algorithm).
+    private static func civilFromDays(_ days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

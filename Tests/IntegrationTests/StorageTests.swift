@@ -185,10 +185,11 @@ enum Claims {
         let attempts: Int
     }
 
-    static func claim(_ sql: Connection, batchSize: Int = 200) throws -> [Claimed] {
+    /// `answered`: the owner's deliveries whose requests were answered, outcomes not recorded yet.
+    static func claim(_ sql: Connection, batchSize: Int = 200, owner: String = "test", answered: [Int64] = []) throws -> [Claimed] {
         try sql.query(
-            "SELECT delivery_id, event_id, subscription_id, attempts FROM outbox.claim_deliveries($1, 1000, 'test', '1 minute') ORDER BY delivery_id",
-            [batchSize]
+            "SELECT delivery_id, event_id, subscription_id, attempts FROM outbox.claim_deliveries($1, 1000, $2, '1 minute', $3::bigint[]) ORDER BY delivery_id",
+            [batchSize, owner, answered]
         ).rows.map {
             Claimed(deliveryID: try $0.decode(named: "delivery_id"), eventID: try $0.decode(named: "event_id"),
                     subscriptionID: try $0.decode(named: "subscription_id"), attempts: try $0.decode(named: "attempts"))
@@ -236,5 +237,23 @@ struct InFlightCountTests {
 
         #expect(try Claims.claim(sql).count == 2, "the slots of the deleted claims are free again")
         #expect(try database.scalar("SELECT delivering FROM outbox.subscription_health", as: Int.self) == 2)
+    }
+
+    @Test func aClaimReusesTheSlotsOfItsOwnAnsweredRequestsOnceAndNoOneElses() throws {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        try sql.query("SELECT outbox.subscribe('s', 'http://example.com/h', ARRAY['*'])")
+        try sql.query("UPDATE outbox.subscriptions SET max_in_flight = 2")
+        try sql.query("SELECT outbox.publish('order.created', '{}') FROM generate_series(1, 6)")
+        let first = try Claims.claim(sql)
+        #expect(first.count == 2)
+        #expect(try Claims.claim(sql, owner: "other", answered: first.map(\.deliveryID)).isEmpty,
+                "another relay's answered requests free nothing")
+        let second = try Claims.claim(sql, answered: [first[0].deliveryID])
+        #expect(second.count == 1, "one answered, unrecorded request: one slot")
+        // The recorder writes the first outcome; the relay may still name it until it sees that.
+        try Claims.record(sql, [first[0]], outcomes: ["succeeded"])
+        #expect(try Claims.claim(sql, answered: [first[0].deliveryID]).isEmpty, "a recorded request is not freed twice")
+        #expect(try Claims.claim(sql, answered: [first[1].deliveryID, second[0].deliveryID]).count == 2)
     }
 }

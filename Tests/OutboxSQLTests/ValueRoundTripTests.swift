@@ -48,6 +48,16 @@ import Testing
         #expect(error?.code == .decoding)
     }
 
+    @Test func textArraysKeepQuotesBackslashesNullsAndUnicode() throws {
+        let database = try TestDatabase(migrated: false)
+        let items: [String?] = ["plain", "with \"quotes\"", #"back\slash\"#, nil, "NULL", "", "ünïcødé ✓ 🎉", "a,b {c}"]
+        let row = try database.connect().query(
+            "SELECT $1::text[], cardinality($1::text[]), array_position($1::text[], NULL)", [items])[0]
+        #expect(try row.decode([String?].self, at: 0) == items)
+        #expect(try row.decode(Int.self, at: 1) == items.count)
+        #expect(try row.decode(Int.self, at: 2) == 4)
+    }
+
     @Test func integersKeepTheirExtremes() throws {
         let database = try TestDatabase(migrated: false)
         let connection = try database.connect()
