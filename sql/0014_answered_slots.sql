@@ -11,6 +11,8 @@
 -- anyway; one whose lease was taken over is not this relay's to free. The limit
 -- still holds over all replicas, and nothing is written for it. A half-open
 -- circuit is the exception: its next probe waits for the last one's outcome.
+-- (The relay names only requests that succeeded: a failure keeps its slot
+-- until recorded, so a failing endpoint gets no more than the breaker has seen.)
 
 DROP FUNCTION IF EXISTS outbox.claim_deliveries(integer, integer, text, interval);
 

@@ -37,7 +37,7 @@ public final class Relay: Service, Sendable {
         var claimed: [Int64: ClaimedDelivery] = [:]
         /// Judged attempts waiting for the recorder.
         var verdicts: [AttemptVerdict] = []
-        /// Deliveries of the batch the recorder is writing.
+        /// Succeeded deliveries of the batch the recorder is writing.
         var recording: [Int64] = []
         var stopClaiming = false
         var stopRecording = false
@@ -180,10 +180,13 @@ public final class Relay: Service, Sendable {
         }
     }
 
-    /// Names the answered requests whose outcomes may not be recorded yet: their slots
-    /// of max in flight are free (sql/0014_answered_slots.sql).
+    /// Names the succeeded requests whose outcomes may not be recorded yet: their slots
+    /// of max in flight are free (sql/0014_answered_slots.sql). A failure keeps its slot
+    /// until recorded, so a failing endpoint is sent no more than the breaker has seen.
     private func claim(_ room: Int) async throws -> [ClaimedDelivery] {
-        let answered = state.withLock { $0.verdicts.map(\.deliveryID) + $0.recording }
+        let answered = state.withLock { state in
+            state.verdicts.lazy.filter { $0.outcome == .succeeded }.map(\.deliveryID) + state.recording
+        }
         return try await store.claim(
             batchSize: min(configuration.claimBatchSize, room), defaultMaxInFlight: configuration.maxInFlight,
             answered: answered)
@@ -244,7 +247,7 @@ public final class Relay: Service, Sendable {
             let (batch, stopping) = state.withLock { state in
                 let batch = Array(state.verdicts.prefix(Self.recordBatchLimit))
                 state.verdicts.removeFirst(batch.count)
-                state.recording = batch.map(\.deliveryID)
+                state.recording = batch.filter { $0.outcome == .succeeded }.map(\.deliveryID)
                 return (batch, state.stopRecording)
             }
             if batch.isEmpty {
