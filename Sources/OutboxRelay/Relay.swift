@@ -9,7 +9,7 @@ import Synchronization
 /// Four loops share the work (docs/ARCHITECTURE.md draws them):
 /// - the **listener** turns `NOTIFY outbox_work` into a wake-up of the claimer;
 /// - the **claimer** claims due deliveries in batches, builds the signed requests
-///   and hands them to the HTTP engine; the slots of max in flight of answered
+///   and hands them to the HTTP engine; the slots of max in flight of succeeded
 ///   requests are free for it before their outcomes are recorded; without a
 ///   wake-up it polls;
 /// - the **HTTP engine** (its own thread, libcurl multi) sends them and reports
