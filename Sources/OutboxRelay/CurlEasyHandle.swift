@@ -48,6 +48,11 @@ final class CurlEasyHandle {
         try check(ccurl_setopt_long(raw, CURLOPT_SSL_VERIFYHOST, 2), "CURLOPT_SSL_VERIFYHOST")
         try check(ccurl_setopt_long(raw, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS)), "CURLOPT_HTTP_VERSION")
         try check(ccurl_setopt_str(raw, CURLOPT_PROTOCOLS_STR, "http,https"), "CURLOPT_PROTOCOLS_STR")
+        // Ambient proxy variables (http_proxy, HTTPS_PROXY, ALL_PROXY, no_proxy) are ignored: a proxy
+        // the operator did not choose would hide the target from the SSRF guard. An empty proxy also
+        // spares libcurl its environment lookups on every request.
+        try check(ccurl_setopt_str(raw, CURLOPT_PROXY, ""), "CURLOPT_PROXY")
+        try check(ccurl_setopt_str(raw, CURLOPT_NOPROXY, ""), "CURLOPT_NOPROXY")
         try check(ccurl_setopt_str(raw, CURLOPT_USERAGENT, configuration.userAgent), "CURLOPT_USERAGENT")
         try check(ccurl_setopt_ptr(raw, CURLOPT_ERRORBUFFER, errorBuffer), "CURLOPT_ERRORBUFFER")
         if let caBundlePath = configuration.caBundlePath {
@@ -99,7 +104,7 @@ final class CurlEasyHandle {
         for header in request.headers {
             if let problem = Self.problem(with: header) { return problem }
             // The engine's configured user agent always wins.
-            if header.name.lowercased() == "user-agent" { continue }
+            if header.name.utf8.count == 10 && header.name.lowercased() == "user-agent" { continue }
             // "Name;" is curl's spelling of a header with an empty value; "Name:" would remove it.
             lines.append(header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)")
         }
@@ -139,7 +144,8 @@ final class CurlEasyHandle {
             duration: .now - startInstant,
             statusCode: responseCode > 0 ? responseCode : nil,
             error: error,
-            retryAfter: responseCode > 0 ? retryAfter() : nil,
+            // Only 429 and 503 are honoured (SPEC §4): no header lookup for the others.
+            retryAfter: responseCode == 429 || responseCode == 503 ? retryAfter() : nil,
             bodyExcerpt: excerpt
         )
     }
@@ -199,15 +205,25 @@ final class CurlEasyHandle {
     /// Header names must be RFC 9110 tokens and values must not break the line, so a
     /// subscription's static headers cannot inject other headers.
     private static func problem(with header: HTTPHeader) -> String? {
-        let tokenSymbols = Set("!#$%&'*+-.^_`|~".utf8)
-        let nameIsToken = !header.name.isEmpty && header.name.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A) || tokenSymbols.contains(byte)
-        }
+        let nameIsToken = !header.name.isEmpty && header.name.utf8.allSatisfy(isTokenByte)
         guard nameIsToken else { return "header name \"\(header.name)\" is not a valid HTTP token" }
         if header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
             return "header \"\(header.name)\" has a line break or NUL in its value"
         }
         return nil
+    }
+
+    /// A letter, a digit or one of the symbols RFC 9110 allows in a token.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+             UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
     }
 
     private func check(_ code: CURLcode, _ option: String) throws(HTTPDeliveryEngineError) {

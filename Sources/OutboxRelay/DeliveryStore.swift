@@ -102,22 +102,22 @@ public final class DeliveryStore: Sendable {
         guard !verdicts.isEmpty else { return [] }
         let owner = owner
         let endpoints = EndpointResults(verdicts)
-        let gone = Array(Set(verdicts.filter(\.endpointGone).map(\.subscriptionID)))
+        let gone = Array(Set(verdicts.filter { $0.endpointGone }.map { $0.subscriptionID }))
         let goneReason: String? = gone.isEmpty ? nil : "endpoint answered 410 Gone at \(Date().postgresText ?? "")"
         return try await records.run { connection in
             try connection.query(Statement.record, [
                 owner,
-                verdicts.map(\.deliveryID),
-                verdicts.map(\.eventID),
-                verdicts.map(\.subscriptionID),
-                verdicts.map(\.attempt),
-                verdicts.map(\.outcome.rawValue),
-                verdicts.map(\.nextAttemptAt),
-                verdicts.map(\.statusCode),
-                verdicts.map(\.error),
-                verdicts.map(\.startedAt),
-                verdicts.map(\.durationMilliseconds),
-                verdicts.map(\.responseExcerpt),
+                verdicts.map { $0.deliveryID },
+                verdicts.map { $0.eventID },
+                verdicts.map { $0.subscriptionID },
+                verdicts.map { $0.attempt },
+                verdicts.map { $0.outcome.rawValue },
+                verdicts.map { $0.nextAttemptAt },
+                verdicts.map { $0.statusCode },
+                verdicts.map { $0.error },
+                verdicts.map { $0.startedAt },
+                verdicts.map { $0.durationMilliseconds },
+                verdicts.map { $0.responseExcerpt },
                 endpoints.subscriptionIDs, endpoints.lastSuccessAt, endpoints.trailingFailures, endpoints.lastFailureAt,
                 breaker.failureThreshold, breaker.cooldown, breaker.maxCooldown, breaker.disableAfter,
                 gone, goneReason,
@@ -182,7 +182,7 @@ struct EndpointResults {
     var lastFailureAt: [Date?] = []
 
     init(_ verdicts: [AttemptVerdict]) {
-        let bySubscription = Dictionary(grouping: verdicts, by: \.subscriptionID)
+        let bySubscription = Dictionary(grouping: verdicts, by: { $0.subscriptionID })
         for (subscriptionID, attempts) in bySubscription.sorted(by: { $0.key < $1.key }) {
             let ordered = attempts.sorted { $0.startedAt < $1.startedAt }
             let lastSuccess = ordered.last { $0.outcome == .succeeded }?.startedAt

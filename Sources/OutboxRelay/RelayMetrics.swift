@@ -7,23 +7,24 @@ import Metrics
 /// or a secret.
 enum RelayMetrics {
     /// One count per judged attempt: outcome `succeeded`, `retry` (failed, will be retried) or `dead`.
+    /// The metric handles are looked up once per subscription in the batch, not per attempt.
     static func recordOutcomes(_ verdicts: [AttemptVerdict]) {
-        var counts: [String: [DeliveryOutcome: Int]] = [:]
-        for verdict in verdicts {
-            let subscription = verdict.subscriptionName
-            counts[subscription, default: [:]][verdict.outcome, default: 0] += 1
-            Timer(label: "outbox_attempt_duration_seconds", dimensions: [("subscription", subscription)])
-                .recordNanoseconds(Int64(verdict.durationMilliseconds * 1_000_000))
-            if verdict.outcome == .succeeded {
-                let answeredAt = verdict.startedAt.addingTimeInterval(verdict.durationMilliseconds / 1_000)
-                let latency = answeredAt.timeIntervalSince(verdict.eventCreatedAt)
-                Timer(label: "outbox_delivery_latency_seconds", dimensions: [("subscription", subscription)])
-                    .recordNanoseconds(Int64(max(0, latency) * 1_000_000_000))
+        for (subscription, attempts) in Dictionary(grouping: verdicts, by: { $0.subscriptionName }) {
+            let dimensions = [("subscription", subscription)]
+            let durations = Timer(label: "outbox_attempt_duration_seconds", dimensions: dimensions)
+            let latencies = Timer(label: "outbox_delivery_latency_seconds", dimensions: dimensions)
+            var counts: [DeliveryOutcome: Int] = [:]
+            for verdict in attempts {
+                counts[verdict.outcome, default: 0] += 1
+                durations.recordNanoseconds(Int64(verdict.durationMilliseconds * 1_000_000))
+                if verdict.outcome == .succeeded {
+                    let answeredAt = verdict.startedAt.addingTimeInterval(verdict.durationMilliseconds / 1_000)
+                    let latency = answeredAt.timeIntervalSince(verdict.eventCreatedAt)
+                    latencies.recordNanoseconds(Int64(max(0, latency) * 1_000_000_000))
+                }
             }
-        }
-        for (subscription, outcomes) in counts {
-            for (outcome, count) in outcomes {
-                Counter(label: "outbox_deliveries_total", dimensions: [("subscription", subscription), ("outcome", outcome.rawValue)])
+            for (outcome, count) in counts {
+                Counter(label: "outbox_deliveries_total", dimensions: dimensions + [("outcome", outcome.rawValue)])
                     .increment(by: count)
             }
         }

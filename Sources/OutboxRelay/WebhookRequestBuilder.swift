@@ -10,12 +10,41 @@ public struct WebhookRequestBuilder: Sendable {
         self.defaultTimeout = defaultTimeout
     }
 
-    /// The request for one attempt made at `now`. Throws when the stored secret
-    /// or headers cannot be used (recorded as a failed attempt).
-    public func request(for delivery: ClaimedDelivery, now: Date) throws -> WebhookRequest {
-        let body = Self.body(for: delivery)
+    /// The requests for one claimed batch, attempted at `now`, in order. A request that
+    /// cannot be built (a stored secret or headers that cannot be used) is a failure,
+    /// recorded as a failed attempt. The rows of one subscription carry the same secret
+    /// and header texts, so each text is parsed once per batch, not once per delivery.
+    public func requests(for deliveries: [ClaimedDelivery], now: Date) -> [Result<WebhookRequest, any Error>] {
+        var secrets: [String: WebhookSecret] = [:]
+        var headerLists: [String: [HTTPHeader]] = [:]
+        func secret(_ text: String) throws -> WebhookSecret {
+            if let parsed = secrets[text] { return parsed }
+            let parsed = try WebhookSecret(parsing: text)
+            secrets[text] = parsed
+            return parsed
+        }
+        func headers(_ json: String?) throws -> [HTTPHeader] {
+            guard let json, json != "{}" else { return [] }
+            if let parsed = headerLists[json] { return parsed }
+            let parsed = try Self.extraHeaders(json)
+            headerLists[json] = parsed
+            return parsed
+        }
         let timestamp = Int64(now.timeIntervalSince1970)
-        let secrets = try delivery.secrets.map { try WebhookSecret(parsing: $0) }
+        return deliveries.map { delivery in
+            Result {
+                try request(for: delivery, timestamp: timestamp, secrets: delivery.secrets.map(secret),
+                            eventHeaders: headers(delivery.eventHeaders),
+                            subscriptionHeaders: headers(delivery.subscriptionHeaders))
+            }
+        }
+    }
+
+    private func request(
+        for delivery: ClaimedDelivery, timestamp: Int64, secrets: [WebhookSecret],
+        eventHeaders: [HTTPHeader], subscriptionHeaders: [HTTPHeader]
+    ) -> WebhookRequest {
+        let body = Self.body(for: delivery)
         var headers = [
             HTTPHeader(name: "content-type", value: "application/json"),
             HTTPHeader(name: "webhook-id", value: delivery.eventID),
@@ -23,8 +52,8 @@ public struct WebhookRequestBuilder: Sendable {
             HTTPHeader(name: "webhook-signature",
                        value: WebhookSignature.header(id: delivery.eventID, timestamp: timestamp, body: body, secrets: secrets)),
         ]
-        headers += try Self.extraHeaders(delivery.eventHeaders)
-        headers += try Self.extraHeaders(delivery.subscriptionHeaders)
+        headers += eventHeaders
+        headers += subscriptionHeaders
         return WebhookRequest(
             tag: delivery.deliveryID, url: delivery.url, headers: headers, body: body,
             timeout: delivery.timeout ?? defaultTimeout)
@@ -61,8 +90,7 @@ public struct WebhookRequestBuilder: Sendable {
     }
 
     /// A stored headers object (validated at INSERT) as HTTP headers.
-    private static func extraHeaders(_ json: String?) throws -> [HTTPHeader] {
-        guard let json, json != "{}" else { return [] }
+    private static func extraHeaders(_ json: String) throws -> [HTTPHeader] {
         let object = try JSONDecoder().decode([String: String].self, from: Data(json.utf8))
         return object.keys.sorted().map { HTTPHeader(name: $0, value: object[$0]!) }
     }

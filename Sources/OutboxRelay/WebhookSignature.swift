@@ -57,15 +57,19 @@ public struct WebhookSecret: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A key as swift-crypto holds it.
+/// A key as swift-crypto holds it, and an HMAC already keyed with it: keying hashes two
+/// blocks and costs as much as signing a small request, so it is done once per secret.
 ///
-/// `@unchecked Sendable`: `SymmetricKey` is not marked Sendable on every platform, but it is an
-/// immutable value whose storage is never written after creation, so sharing it is safe.
+/// `@unchecked Sendable`: `SymmetricKey` and `HMAC` are not marked Sendable on every platform,
+/// but both are values never written after creation; a signer copies `keyed` (copy on write),
+/// so sharing them is safe.
 struct SigningKey: @unchecked Sendable {
     let symmetric: SymmetricKey
+    let keyed: HMAC<SHA256>
 
     init(_ symmetric: SymmetricKey) {
         self.symmetric = symmetric
+        self.keyed = HMAC<SHA256>(key: symmetric)
     }
 }
 
@@ -74,47 +78,42 @@ public enum WebhookSignature {
     /// The value of the `webhook-signature` header: `v1,<base64>` per secret, space-separated, in the given order.
     /// The signed content is `<id>.<timestamp>.<body>`.
     public static func header(id: String, timestamp: Int64, body: [UInt8], secrets: [WebhookSecret]) -> String {
+        // One contiguous message: each update of swift-crypto's generic HMAC has a fixed cost.
+        var content = [UInt8]()
+        content.reserveCapacity(id.utf8.count + 22 + body.count)
+        content += id.utf8
+        content.append(UInt8(ascii: "."))
+        appendDecimalDigits(of: timestamp, to: &content)
+        content.append(UInt8(ascii: "."))
+        content += body
         // "v1," + 44 base64 characters per secret, plus the separating spaces.
         var header = [UInt8]()
         header.reserveCapacity(secrets.count * 48)
         for (position, secret) in secrets.enumerated() {
             if position > 0 { header.append(UInt8(ascii: " ")) }
-            var mac = HMAC<SHA256>(key: secret.key.symmetric)
-            var idText = id
-            idText.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
-            mac.update(data: separator)
-            withDecimalDigits(of: timestamp) { mac.update(data: $0) }
-            mac.update(data: separator)
-            body.withUnsafeBytes { mac.update(data: $0) }
+            var mac = secret.key.keyed
+            content.withUnsafeBytes { mac.update(data: $0) }
             header.append(contentsOf: versionPrefix)
             appendBase64(of: mac.finalize(), to: &header)
         }
         return String(decoding: header, as: UTF8.self)
     }
 
-    private static let separator: [UInt8] = [UInt8(ascii: ".")]
     private static let versionPrefix: [UInt8] = Array("v1,".utf8)
     private static let base64Alphabet: [UInt8] = Array(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8
     )
 
-    /// Hands the decimal text of `value` to `body` without allocating.
-    private static func withDecimalDigits(of value: Int64, _ body: (UnsafeRawBufferPointer) -> Void) {
-        // 20 bytes hold the longest Int64, "-9223372036854775808".
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
-            var position = buffer.count
-            var magnitude = value.magnitude
-            repeat {
-                position -= 1
-                buffer[position] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            if value < 0 {
-                position -= 1
-                buffer[position] = UInt8(ascii: "-")
-            }
-            body(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[position...])))
-        }
+    /// Appends the decimal text of `value`.
+    private static func appendDecimalDigits(of value: Int64, to output: inout [UInt8]) {
+        if value < 0 { output.append(UInt8(ascii: "-")) }
+        let start = output.count
+        var magnitude = value.magnitude
+        repeat {
+            output.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        output[start...].reverse()
     }
 
     /// Standard base64 with padding, appended in place.

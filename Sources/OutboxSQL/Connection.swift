@@ -112,7 +112,7 @@ public final class Connection {
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws -> QueryResult {
         try exchange { handle in
-            withCStrings(parameters.map(\.postgresText)) { values in
+            withCStrings(parameters.map { $0.postgresText }) { values in
                 PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
             }
         }
@@ -126,7 +126,7 @@ public final class Connection {
             preparedNames.insert(statement.name)
         }
         return try exchange { handle in
-            withCStrings(parameters.map(\.postgresText)) { values in
+            withCStrings(parameters.map { $0.postgresText }) { values in
                 PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0)
             }
         }

@@ -115,7 +115,8 @@ public struct PostgresJSON: PostgresEncodable, PostgresNonNullDecodable, Equatab
 
 extension Array: PostgresEncodable where Element: PostgresEncodable {
     /// An array literal such as `{1,2,NULL}` or `{"a b","c\"d"}`.
-    public var postgresText: String? { PostgresArray.encode(map(\.postgresText)) }
+    /// (A closure, not a key path: a key path is projected through the runtime per element.)
+    public var postgresText: String? { PostgresArray.encode(map { $0.postgresText }) }
 }
 
 extension Array: PostgresDecodable where Element: PostgresDecodable {

@@ -31,6 +31,17 @@ import Testing
         #expect(secondAlone.hasPrefix("v1,") && secondAlone.count == 47)
     }
 
+    @Test func aSecretSignsAlikeEveryTime() throws {
+        // Each secret keys one HMAC that every signature copies: signing must leave it as it was.
+        let secret = try WebhookSecret(parsing: Self.vectorSecret)
+        _ = WebhookSignature.header(id: "msg_other", timestamp: 1, body: Array(repeating: 7, count: 300), secrets: [secret])
+        let twice = (0..<2).map { _ in
+            WebhookSignature.header(id: Self.vectorID, timestamp: Self.vectorTimestamp, body: Self.vectorBody, secrets: [secret, secret])
+        }
+        #expect(twice[0] == "\(Self.vectorSignature) \(Self.vectorSignature)")
+        #expect(twice[1] == twice[0])
+    }
+
     @Test func noSecretsGivesAnEmptyHeader() {
         #expect(WebhookSignature.header(id: "msg_1", timestamp: 1, body: [], secrets: []) == "")
     }
