@@ -9,7 +9,8 @@
 -- to delete it). Now a subscription's claim returns the rows it claimed
 -- (RETURNING), the claim answers per subscription from them and the
 -- subscription row it already holds, and the record locks each row once,
--- keeping its event's key and its tuple id, and deletes it by that id.
+-- keeping its event's key and its tuple id, and deletes it by that id. And
+-- record_results forwards its arguments by name, not by position.
 
 -- Replaced by claim_subscription_rows below (a new name: 0010's definition,
 -- applied again by hand, cannot change the return type of an existing function).
@@ -286,5 +287,62 @@ BEGIN
           GROUP BY o.subscription_id) AS n
     WHERE st.subscription_id = n.subscription_id;
     RETURN cardinality(held);
+END
+$$;
+
+-- As in 0010, forwarding its arguments by name, not by position.
+CREATE OR REPLACE FUNCTION outbox.record_results(
+    owner             text,
+    delivery_ids      bigint[],
+    event_ids         text[],
+    subscription_ids  bigint[],
+    attempt_numbers   integer[],
+    outcomes          text[],
+    next_attempt_ats  timestamptz[],
+    status_codes      integer[],
+    errors            text[],
+    started_ats       timestamptz[],
+    durations_ms      double precision[],
+    excerpts          text[],
+    endpoint_ids      bigint[],
+    last_success_ats  timestamptz[],
+    trailing_failures integer[],
+    last_failure_ats  timestamptz[],
+    failure_threshold integer,
+    base_cooldown     interval,
+    max_cooldown      interval,
+    disable_after     interval,
+    gone_ids          bigint[],
+    gone_reason       text
+) RETURNS TABLE (subscription_id bigint, circuit_state text, previous_circuit_state text, disabled boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM outbox.record_attempts(
+        owner => record_results.owner,
+        delivery_ids => record_results.delivery_ids,
+        event_ids => record_results.event_ids,
+        subscription_ids => record_results.subscription_ids,
+        attempt_numbers => record_results.attempt_numbers,
+        outcomes => record_results.outcomes,
+        next_attempt_ats => record_results.next_attempt_ats,
+        status_codes => record_results.status_codes,
+        errors => record_results.errors,
+        started_ats => record_results.started_ats,
+        durations_ms => record_results.durations_ms,
+        excerpts => record_results.excerpts);
+    RETURN QUERY
+    SELECT *
+    FROM outbox.record_endpoint_results(
+        subscription_ids => record_results.endpoint_ids,
+        last_success_ats => record_results.last_success_ats,
+        trailing_failures => record_results.trailing_failures,
+        last_failure_ats => record_results.last_failure_ats,
+        failure_threshold => record_results.failure_threshold,
+        base_cooldown => record_results.base_cooldown,
+        max_cooldown => record_results.max_cooldown,
+        disable_after => record_results.disable_after);
+    IF cardinality(record_results.gone_ids) > 0 THEN
+        PERFORM outbox.disable_subscriptions(record_results.gone_ids, record_results.gone_reason);
+    END IF;
 END
 $$;

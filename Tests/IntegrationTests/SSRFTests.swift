@@ -99,6 +99,28 @@ struct SSRFTests {
         // Only our own check connection ever reached the listener.
         #expect(listener.connections.count == 1, "the relay connected to the listener: \(listener.connections)")
     }
+
+    /// A proxy named by the environment would hide the real target from the guard: the relay
+    /// ignores the ambient proxy variables and connects to the target itself.
+    @Test func ambientProxyVariablesAreIgnored() async throws {
+        let proxy = try ConnectionRecorder()
+        defer { proxy.stop() }
+        let database = try TestDatabase()
+        let receiver = try TestReceiver()
+        let sql = try database.connect()
+        let path = "/ok/ambient-proxy"
+        try ProcessTestSQL.subscribe(sql, name: "direct", url: receiver.url(path))
+        let proxyURL = "http://127.0.0.1:\(proxy.port)"
+        let relay = try RelayProcess(database: database, environment: [
+            "http_proxy": proxyURL, "HTTP_PROXY": proxyURL, "https_proxy": proxyURL, "HTTPS_PROXY": proxyURL,
+            "all_proxy": proxyURL, "ALL_PROXY": proxyURL, "no_proxy": "", "NO_PROXY": "",
+        ])
+        let expected = try ProcessTestSQL.publish(sql, count: 3)
+        let tally = try await waitForDeliveries(of: expected, at: path, on: receiver, relays: [relay], timeout: .seconds(30))
+        #expect(tally.missing.isEmpty)
+        #expect(proxy.connections.isEmpty, "the relay went through the ambient proxy: \(proxy.connections)")
+        #expect(try await relay.terminate(within: .seconds(10)) == .success, "\(relay.logTail())")
+    }
 }
 
 /// A raw TCP listener on 127.0.0.1 (and on [::1] at the same port when the host has
