@@ -24,6 +24,7 @@ public enum OutboxSchema {
         migration(12, "partitions", PackageResources._012_partitions_sql),
         migration(13, "redaction", PackageResources._013_redaction_sql),
         migration(14, "answered_slots", PackageResources._014_answered_slots_sql),
+        migration(15, "operations", PackageResources._015_operations_sql),
     ]
 
     /// The file name a migration came from, e.g. `0002_validation.sql`.

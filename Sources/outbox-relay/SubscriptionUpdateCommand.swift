@@ -1,4 +1,5 @@
 import ArgumentParser
+import OutboxOperations
 import OutboxSQL
 
 /// `subscription update NAME …`: changes what is given, leaves the rest.
@@ -55,7 +56,7 @@ struct SubscriptionUpdateCommand: ParsableCommand {
             try connection.withTransaction { connection in
                 let result = try connection.query(update.sql, update.parameters)
                 guard result.rowsAffected == 1 else { throw OperatorError.noSubscription(name) }
-                return try SubscriptionRecord.load(connection, named: name)
+                return try SubscriptionListing.one(connection, named: name)
             }
         }
         if let url, let warning = OperatorInput.privateNetworkWarning(for: url) {

@@ -1,4 +1,5 @@
 import Foundation
+import OutboxAdmin
 import OutboxRelay
 import Testing
 

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import OutboxAdmin
 import OutboxRelay
 import Testing
 import TestSupport

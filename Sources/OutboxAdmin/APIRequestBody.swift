@@ -28,8 +28,9 @@ struct APIRequestBody: Sendable {
     /// The body's exact bytes (for idempotency comparisons).
     let raw: Data
 
-    /// Reads and parses the body; `allowed` names the fields it may have.
-    static func read(_ request: inout Request, allowed: Set<String>) async throws -> APIRequestBody {
+    /// Reads and parses the body; `allowed` names the fields it may have. With
+    /// `optional`, no body at all reads as `{}` (every field is optional then).
+    static func read(_ request: inout Request, allowed: Set<String>, optional: Bool = false) async throws -> APIRequestBody {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw APIError.tooLarge }
         let buffer: ByteBuffer
         do {
@@ -40,6 +41,7 @@ struct APIRequestBody: Sendable {
             throw error
         }
         let data = Data(buffer: buffer)
+        if data.isEmpty && optional { return APIRequestBody(fields: [:], raw: Data("{}".utf8)) }
         guard !data.isEmpty else { throw APIError.badRequest("the request body must be a JSON object") }
         let value: JSONValue
         do {
@@ -71,6 +73,18 @@ struct APIRequestBody: Sendable {
         case nil, .null?: return nil
         case .bool(let value)?: return value
         default: throw APIError.badRequest("field \"\(name)\" must be true or false")
+        }
+    }
+
+    /// A duration given as a number of seconds, zero or more.
+    func seconds(_ name: String, required: Bool = false) throws -> Duration? {
+        switch fields[name] {
+        case nil, .null?:
+            if required { throw APIError.badRequest("field \"\(name)\" is required (a number of seconds, 0 or more)") }
+            return nil
+        case .number(let value)? where value >= 0 && value <= 1e10:
+            return .microseconds(Int64((value * 1_000_000).rounded()))
+        default: throw APIError.badRequest("field \"\(name)\" must be a number of seconds, 0 or more")
         }
     }
 

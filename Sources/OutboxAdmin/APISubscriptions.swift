@@ -1,30 +1,13 @@
 import Hummingbird
+import OutboxOperations
 import OutboxSQL
 
 /// `/api/v1/subscriptions`: list, show, create (the secret is returned once),
-/// update, delete, rotate the signing secret. JSON is built by PostgreSQL.
+/// update, delete, rotate the signing secret. What is shown comes from
+/// `SubscriptionListing` (never a secret, URL credentials or credential-like
+/// header values), as for the CLI; JSON is built by PostgreSQL.
 struct APISubscriptions: Sendable {
     let database: DatabaseClient
-
-    /// One subscription as JSON; never its secrets, URL credentials or credential-like header values
-    /// (`outbox.redacted_url`, `outbox.redacted_headers`). Settings are in seconds (null = the global default).
-    static let subscriptionJSON = """
-        json_build_object(
-            'name', s.name,
-            'url', outbox.redacted_url(s.url),
-            'event_types', s.event_types,
-            'enabled', s.enabled,
-            'disabled_reason', s.disabled_reason,
-            'ordered', s.ordered,
-            'headers', outbox.redacted_headers(s.headers),
-            'settings', json_build_object(
-                'timeout', extract(epoch FROM s.timeout)::float8,
-                'retry_schedule', (SELECT json_agg(extract(epoch FROM step)::float8) FROM unnest(s.retry_schedule) AS step),
-                'max_in_flight', s.max_in_flight,
-                'rate_limit', s.rate_limit::float8),
-            'created_at', s.created_at,
-            'updated_at', s.updated_at)
-        """
 
     /// Settings from `$1::jsonb -> 'settings'`: SQL for a column's new value, keeping `current` when absent.
     static func setting(_ key: String, _ value: String, current: String) -> String {
@@ -43,13 +26,7 @@ struct APISubscriptions: Sendable {
     func register(on routes: APIRoutes) {
         let database = self.database
         routes.add(.get, "/api/v1/subscriptions") { _, _ in
-            let text = try await database.run { connection in
-                try connection.query("""
-                    SELECT json_build_object('subscriptions', coalesce(json_agg(\(Self.subscriptionJSON) ORDER BY s.name), '[]'))::text
-                    FROM outbox.subscriptions AS s
-                    """)[0].decode(String.self, at: 0)
-            }
-            return APIResponse.json(.ok, text: text)
+            APIResponse.json(.ok, text: try await database.run(SubscriptionListing.allJSON))
         }
         routes.add(.get, "/api/v1/subscriptions/:name") { _, context in
             let name = try context.parameter("name")
@@ -67,7 +44,7 @@ struct APISubscriptions: Sendable {
             try body.checkObject("headers")
             try Self.checkSettings(body)
             let text = try await database.transaction { connection in
-                try connection.query("""
+                let created = try connection.query("""
                     INSERT INTO outbox.subscriptions AS s
                         (name, url, event_types, enabled, ordered, secret, headers, timeout, retry_schedule, max_in_flight, rate_limit)
                     VALUES ($2, $3, $4, $5, $6, coalesce($7, outbox.generate_secret()),
@@ -76,8 +53,14 @@ struct APISubscriptions: Sendable {
                             \(Self.setting("retry_schedule", Self.retryValue, current: "NULL")),
                             \(Self.setting("max_in_flight", Self.maxInFlightValue, current: "NULL")),
                             \(Self.setting("rate_limit", Self.rateLimitValue, current: "NULL")))
-                    RETURNING (\(Self.subscriptionJSON)::jsonb || jsonb_build_object('secret', s.secret))::text
+                    RETURNING s.secret
                     """, [body.json, name, url, eventTypes, enabled, ordered, secret])[0].decode(String.self, at: 0)
+                // The one time the secret is shown: the listing's object with it added.
+                return try connection.query("""
+                    SELECT ((\(SubscriptionListing.jsonObject))::jsonb || jsonb_build_object('secret', $2::text))::text
+                    FROM outbox.subscription_settings AS s
+                    WHERE s.name = $1
+                    """, [name, created])[0].decode(String.self, at: 0)
             }
             return APIResponse.json(.created, text: text)
         }
@@ -106,57 +89,32 @@ struct APISubscriptions: Sendable {
                     RETURNING 1
                     """, [body.json, name, url, eventTypes, enabled]).count
             }
-            guard updated == 1 else { throw Self.noSubscription(name) }
+            guard updated == 1 else { throw OperationError.noSubscription(name) }
             return APIResponse.json(.ok, text: try await show(name))
         }
         routes.add(.delete, "/api/v1/subscriptions/:name") { _, context in
-            let name = try context.parameter("name")
-            let deleted = try await database.run { connection in
-                try connection.query("DELETE FROM outbox.subscriptions WHERE name = $1", [name]).rowsAffected
-            }
-            guard deleted == 1 else { throw Self.noSubscription(name) }
+            let removal = SubscriptionRemoval(subscription: try context.parameter("name"))
+            _ = try await database.run(removal.run)
             return Response(status: .noContent)
         }
-        routes.add(.post, "/api/v1/subscriptions/:name/rotate-secret") { _, context in
-            let name = try context.parameter("name")
-            // The current secret keeps signing for 24 hours, as with the CLI's default grace.
-            let result = try await database.run { connection in
-                try connection.query("""
-                    UPDATE outbox.subscriptions
-                    SET previous_secret = secret,
-                        secret = outbox.generate_secret(),
-                        previous_secret_expires_at = now() + interval '24 hours',
-                        updated_at = now()
-                    WHERE name = $1
-                    RETURNING json_build_object('name', name, 'secret', secret,
-                                                'previous_secret_expires_at', previous_secret_expires_at)::text
-                    """, [name]).rows.map { try $0.decode(String.self, at: 0) }
-            }
-            guard let text = result.first else { throw Self.noSubscription(name) }
-            return APIResponse.json(.ok, text: text)
+        routes.add(.post, "/api/v1/subscriptions/:name/rotate-secret") { request, context in
+            let body = try await APIRequestBody.read(&request, allowed: ["secret", "grace"], optional: true)
+            let rotation = SubscriptionRotation(
+                subscription: try context.parameter("name"), secret: try body.string("secret"),
+                grace: try body.seconds("grace") ?? SubscriptionRotation.defaultGrace)
+            let rotated = try await database.run(rotation.run)
+            return try APIResponse.json(.ok, encoding: [
+                "name": rotation.subscription,
+                "secret": rotated.secret,
+                "previous_secret_expires_at": APIResponse.timestamp(rotated.previousSecretExpiresAt),
+            ])
         }
     }
 
     private func show(_ name: String) async throws -> String {
-        let rows = try await database.run { connection in
-            try connection.query("SELECT (\(Self.subscriptionJSON))::text FROM outbox.subscriptions AS s WHERE s.name = $1", [name])
-                .rows.map { try $0.decode(String.self, at: 0) }
-        }
-        guard let text = rows.first else { throw Self.noSubscription(name) }
-        return text
+        try await database.run { connection in try SubscriptionListing.oneJSON(connection, named: name) }
     }
 
-    /// The id of the subscription named `name`; 404 when there is none.
-    static func id(named name: String, _ database: DatabaseClient) async throws -> Int64 {
-        let ids = try await database.run { connection in
-            try connection.query("SELECT id FROM outbox.subscriptions WHERE name = $1", [name]).rows
-                .map { try $0.decode(Int64.self, at: 0) }
-        }
-        guard let id = ids.first else { throw noSubscription(name) }
-        return id
-    }
-
-    static func noSubscription(_ name: String) -> APIError { .notFound("no subscription is named \"\(name)\"") }
 
     /// `settings`: an object of timeout (seconds), retry_schedule (array of seconds),
     /// max_in_flight (integer), rate_limit (requests/s); null resets one to the global default.
