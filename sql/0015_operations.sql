@@ -29,14 +29,14 @@ BEGIN
         RAISE EXCEPTION 'outbox.events.event_type is empty: give a type such as ''order.created'''
             USING ERRCODE = 'check_violation';
     END IF;
-    -- Cheaper than a regular expression on every insert: a leading or trailing
-    -- dot, or two in a row, is an empty segment.
-    IF left(event_type, 1) = '.' OR right(event_type, 1) = '.' OR strpos(event_type, '..') > 0 THEN
-        RAISE EXCEPTION 'outbox.events.event_type "%" has an empty segment: dots separate non-empty parts, as in ''order.paid''', left(event_type, 300)
-            USING ERRCODE = 'check_violation';
-    END IF;
     IF NOT outbox.is_valid_event_type(event_type) THEN
         RAISE EXCEPTION 'outbox.events.event_type "%" is malformed: it must start with a letter or digit, use only letters, digits and _ . : - and be at most 255 characters', left(event_type, 300)
+            USING ERRCODE = 'check_violation';
+    END IF;
+    -- Cheaper than a regular expression on every insert: the type starts with a
+    -- letter or digit, so a trailing dot or two in a row is an empty segment.
+    IF right(event_type, 1) = '.' OR strpos(event_type, '..') > 0 THEN
+        RAISE EXCEPTION 'outbox.events.event_type "%" has an empty segment: dots separate non-empty parts, as in ''order.paid''', left(event_type, 300)
             USING ERRCODE = 'check_violation';
     END IF;
     IF event_id IS NULL OR octet_length(event_id) > 255 OR event_id !~ '^[\x21-\x7e]+$' THEN
