@@ -40,6 +40,7 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
             switch error.kind {
             case .notFound: return .notFound(error.description)
             case .invalid: return .badRequest(error.description)
+            case .conflict: return .conflict(error.description)
             }
         case let error as PostgresError:
             let state = error.sqlState ?? ""

@@ -9,20 +9,6 @@ import OutboxSQL
 struct APISubscriptions: Sendable {
     let database: DatabaseClient
 
-    /// Settings from `$1::jsonb -> 'settings'`: SQL for a column's new value, keeping `current` when absent.
-    static func setting(_ key: String, _ value: String, current: String) -> String {
-        "CASE WHEN ($1::jsonb -> 'settings') ? '\(key)' THEN \(value) ELSE \(current) END"
-    }
-    static let timeoutValue = "(($1::jsonb -> 'settings' ->> 'timeout')::float8 * interval '1 second')"
-    static let retryValue = """
-        (SELECT array_agg((step #>> '{}')::float8 * interval '1 second' ORDER BY n)
-         FROM jsonb_array_elements(CASE WHEN jsonb_typeof($1::jsonb -> 'settings' -> 'retry_schedule') = 'array'
-                                        THEN $1::jsonb -> 'settings' -> 'retry_schedule' ELSE '[]' END)
-              WITH ORDINALITY AS steps(step, n))
-        """
-    static let maxInFlightValue = "($1::jsonb -> 'settings' ->> 'max_in_flight')::integer"
-    static let rateLimitValue = "($1::jsonb -> 'settings' ->> 'rate_limit')::numeric"
-
     func register(on routes: APIRoutes) {
         let database = self.database
         routes.add(.get, "/api/v1/subscriptions") { _, _ in
@@ -35,61 +21,41 @@ struct APISubscriptions: Sendable {
         routes.add(.post, "/api/v1/subscriptions") { request, _ in
             let body = try await APIRequestBody.read(
                 &request, allowed: ["name", "url", "event_types", "enabled", "ordered", "secret", "headers", "settings"])
-            let name = try body.string("name", required: true)!
-            let url = try body.string("url", required: true)!
-            let eventTypes = try body.strings("event_types", required: true)!
-            let enabled = try body.bool("enabled") ?? true
-            let ordered = try body.bool("ordered") ?? false
-            let secret = try body.string("secret")
-            try body.checkObject("headers")
-            try Self.checkSettings(body)
-            let text = try await database.transaction { connection in
-                let created = try connection.query("""
-                    INSERT INTO outbox.subscriptions AS s
-                        (name, url, event_types, enabled, ordered, secret, headers, timeout, retry_schedule, max_in_flight, rate_limit)
-                    VALUES ($2, $3, $4, $5, $6, coalesce($7, outbox.generate_secret()),
-                            coalesce(nullif($1::jsonb -> 'headers', 'null'::jsonb), '{}'::jsonb),
-                            \(Self.setting("timeout", Self.timeoutValue, current: "NULL")),
-                            \(Self.setting("retry_schedule", Self.retryValue, current: "NULL")),
-                            \(Self.setting("max_in_flight", Self.maxInFlightValue, current: "NULL")),
-                            \(Self.setting("rate_limit", Self.rateLimitValue, current: "NULL")))
-                    RETURNING s.secret
-                    """, [body.json, name, url, eventTypes, enabled, ordered, secret])[0].decode(String.self, at: 0)
+            var creation = SubscriptionCreation(
+                name: try body.string("name", required: true)!, url: try body.string("url", required: true)!,
+                eventTypes: try body.strings("event_types", required: true)!)
+            creation.enabled = try body.bool("enabled") ?? true
+            creation.ordered = try body.bool("ordered") ?? false
+            creation.secret = try body.string("secret")
+            creation.headers = try body.object("headers")
+            let settings = try Settings(body)
+            creation.timeout = settings.timeout.value
+            creation.retrySchedule = settings.retrySchedule.value
+            creation.maxInFlight = settings.maxInFlight.value
+            creation.rateLimit = settings.rateLimit.value
+            let text = try await database.transaction { [creation] connection in
+                let created = try creation.run(connection)
                 // The one time the secret is shown: the listing's object with it added.
                 return try connection.query("""
                     SELECT ((\(SubscriptionListing.jsonObject))::jsonb || jsonb_build_object('secret', $2::text))::text
                     FROM outbox.subscription_settings AS s
                     WHERE s.name = $1
-                    """, [name, created])[0].decode(String.self, at: 0)
+                    """, [creation.name, created])[0].decode(String.self, at: 0)
             }
             return APIResponse.json(.created, text: text)
         }
         routes.add(.patch, "/api/v1/subscriptions/:name") { request, context in
             let name = try context.parameter("name")
             let body = try await APIRequestBody.read(&request, allowed: ["url", "event_types", "enabled", "settings"])
-            let url = try body.string("url")
-            let eventTypes = try body.strings("event_types")
-            let enabled = try body.bool("enabled")
-            try Self.checkSettings(body)
-            let updated = try await database.transaction { connection in
-                try connection.query("""
-                    UPDATE outbox.subscriptions AS s
-                    SET url = coalesce($3, url),
-                        event_types = coalesce($4, event_types),
-                        enabled = coalesce($5, enabled),
-                        disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason
-                                               WHEN $5 THEN NULL
-                                               ELSE 'disabled through the admin API' END,
-                        timeout = \(Self.setting("timeout", Self.timeoutValue, current: "timeout")),
-                        retry_schedule = \(Self.setting("retry_schedule", Self.retryValue, current: "retry_schedule")),
-                        max_in_flight = \(Self.setting("max_in_flight", Self.maxInFlightValue, current: "max_in_flight")),
-                        rate_limit = \(Self.setting("rate_limit", Self.rateLimitValue, current: "rate_limit")),
-                        updated_at = now()
-                    WHERE name = $2
-                    RETURNING 1
-                    """, [body.json, name, url, eventTypes, enabled]).count
-            }
-            guard updated == 1 else { throw OperationError.noSubscription(name) }
+            var update = SubscriptionUpdate(subscription: name)
+            update.url = try body.string("url")
+            update.eventTypes = try body.strings("event_types")
+            update.enabled = try body.bool("enabled")
+            update.disabledReason = "disabled through the admin API"
+            let settings = try Settings(body)
+            (update.timeout, update.retrySchedule, update.maxInFlight, update.rateLimit) =
+                (settings.timeout, settings.retrySchedule, settings.maxInFlight, settings.rateLimit)
+            _ = try await database.run(update.run)
             return APIResponse.json(.ok, text: try await show(name))
         }
         routes.add(.delete, "/api/v1/subscriptions/:name") { _, context in
@@ -117,22 +83,51 @@ struct APISubscriptions: Sendable {
 
 
     /// `settings`: an object of timeout (seconds), retry_schedule (array of seconds),
-    /// max_in_flight (integer), rate_limit (requests/s); null resets one to the global default.
-    static func checkSettings(_ body: APIRequestBody) throws {
-        guard let value = body.fields["settings"], value != .null else { return }
-        guard case .object(let settings) = value else { throw APIError.badRequest("field \"settings\" must be a JSON object") }
-        for (key, setting) in settings {
-            switch (key, setting) {
-            case (_, .null): continue
-            case ("timeout", .number), ("rate_limit", .number): continue
-            case ("max_in_flight", .number(let number)) where number == number.rounded() && abs(number) < 2_000_000_000: continue
-            case ("retry_schedule", .array(let steps)) where steps.allSatisfy({ if case .number = $0 { true } else { false } }): continue
-            case ("timeout", _), ("rate_limit", _), ("max_in_flight", _), ("retry_schedule", _):
-                throw APIError.badRequest("settings.\(key) has the wrong type: timeout and rate_limit are numbers, "
-                    + "max_in_flight an integer, retry_schedule an array of seconds")
-            default:
-                throw APIError.badRequest("unknown field \"settings.\(key)\"; allowed: max_in_flight, rate_limit, retry_schedule, timeout")
+    /// max_in_flight (integer), rate_limit (requests/s); null resets one to the global
+    /// default, and so does an empty retry_schedule. The schema checks the values' ranges.
+    struct Settings {
+        var timeout: SettingChange<Duration> = .keep
+        var retrySchedule: SettingChange<[Duration]> = .keep
+        var maxInFlight: SettingChange<Int> = .keep
+        var rateLimit: SettingChange<Double> = .keep
+
+        init(_ body: APIRequestBody) throws {
+            guard let value = body.fields["settings"], value != .null else { return }
+            guard case .object(let settings) = value else { throw APIError.badRequest("field \"settings\" must be a JSON object") }
+            for (key, setting) in settings {
+                switch (key, setting) {
+                case ("timeout", .null): timeout = .reset
+                case ("retry_schedule", .null), ("retry_schedule", .array([])): retrySchedule = .reset
+                case ("max_in_flight", .null): maxInFlight = .reset
+                case ("rate_limit", .null): rateLimit = .reset
+                case ("timeout", .number(let seconds)): timeout = .set(try Self.duration(seconds, key))
+                case ("rate_limit", .number(let rate)): rateLimit = .set(rate)
+                case ("max_in_flight", .number(let number)) where number == number.rounded() && abs(number) < 2_000_000_000:
+                    maxInFlight = .set(Int(number))
+                case ("retry_schedule", .array(let steps)):
+                    retrySchedule = .set(try steps.map { step in
+                        guard case .number(let seconds) = step else { throw Self.wrongType(key) }
+                        return try Self.duration(seconds, key)
+                    })
+                case ("timeout", _), ("rate_limit", _), ("max_in_flight", _), ("retry_schedule", _):
+                    throw Self.wrongType(key)
+                default:
+                    throw APIError.badRequest("unknown field \"settings.\(key)\"; allowed: max_in_flight, rate_limit, retry_schedule, timeout")
+                }
             }
+        }
+
+        static func wrongType(_ key: String) -> APIError {
+            APIError.badRequest("settings.\(key) has the wrong type: timeout and rate_limit are numbers, "
+                + "max_in_flight an integer, retry_schedule an array of seconds")
+        }
+
+        /// Seconds as a duration; the sign is left to the schema, which names the setting in its refusal.
+        static func duration(_ seconds: Double, _ key: String) throws -> Duration {
+            guard abs(seconds) <= 1e10 else {
+                throw APIError(.unprocessableContent, "invalid", "settings.\(key) is out of range: at most 10000000000 seconds")
+            }
+            return .microseconds(Int64((seconds * 1_000_000).rounded()))
         }
     }
 }

@@ -1,12 +1,14 @@
 /// Why an operation was refused before or after the database was asked: what
 /// was wrong, in words an operator can act on. The CLI prints it; the admin API
-/// answers 404 (`notFound`) or 400 (`invalid`) with it.
+/// answers 404 (`notFound`), 400 (`invalid`) or 409 (`conflict`) with it.
 public struct OperationError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// The named thing does not exist.
         case notFound
         /// The request itself is wrong (a contradiction, a value out of range).
         case invalid
+        /// It would clash with what exists (a name taken).
+        case conflict
     }
 
     public let kind: Kind
