@@ -9,7 +9,7 @@ import TestSupport
 /// a subscription's URL password or credential header values. With `OUTBOX_CONSOLE_SCREENSHOTS=DIR` it also
 /// saves `console-overview.png` and `console-delivery.png` there (docs/ holds the
 /// README's copies).
-@Suite("Console: headless browser", .timeLimit(.minutes(2)))
+@Suite("Console: headless browser", .timeLimit(.minutes(3)))
 struct ConsoleBrowserTests {
     @Test("log in, find a dead delivery by event id, replay it and see it succeed")
     func replayDeadDelivery() async throws {
@@ -51,7 +51,7 @@ struct ConsoleBrowserTests {
                 }
                 let started = ContinuousClock.now
                 let script = repositoryRoot.appendingPathComponent("scripts/testing/console_browser.py").path
-                let result = try await ToolRun.run(["python3", script] + arguments, timeout: .seconds(60))
+                let result = try await ToolRun.run(["python3", script] + arguments, timeout: .seconds(100))
                 #expect(result.status == 0, "the browser story failed:\n\(result.output)")
                 #expect(result.output.contains("the delivery succeeded after the replay"), "\(result.output)")
                 for scope in ["admin", "read"] {
