@@ -206,9 +206,8 @@ DECLARE
     objects text;
 BEGIN
     IF NOT pg_has_role(current_user, owner, 'USAGE') THEN
-        RAISE EXCEPTION 'granting the outbox roles needs the owner of schema outbox (%), and % is not it', owner, current_user
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Run it as the role that runs outbox-relay migrate, or as a superuser.';
+        RAISE EXCEPTION 'granting the outbox roles needs the owner of schema outbox (%), which % is not: run it as the role that runs outbox-relay migrate, or as a superuser', owner, current_user
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     -- Functions get EXECUTE for PUBLIC by default; one that runs as the owner
     -- must be granted by name. (Trigger functions cannot be called directly.)

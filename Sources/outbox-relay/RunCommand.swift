@@ -77,7 +77,7 @@ struct RunCommand: AsyncParsableCommand {
 
         let connection = try Connection(configuration.database)
         if migrate {
-            let applied = try OutboxSchema.migrator.migrate(on: connection)
+            let applied = try OutboxSchema.migrateAndGrant(on: connection)
             for migration in applied {
                 logger.info("applied migration", metadata: ["migration": "\(OutboxSchema.fileName(of: migration))"])
             }

@@ -3,9 +3,10 @@ import OutboxRelay
 import OutboxSQL
 
 /// A subscription's settings as the operator commands print them. Never the
-/// secret (the query does not even read it), URL credentials or credential-like
-/// header values (it reads them through `outbox.redacted_url`/`redacted_headers`,
-/// as the admin API does).
+/// secret, URL credentials or credential-like header values: it reads
+/// `outbox.redacted_subscriptions` (`outbox.redacted_url`/`redacted_headers`, as
+/// the admin API does), which the `outbox_operator` role may read and the table's
+/// secret columns it may not.
 struct SubscriptionRecord {
     var name: String
     var url: String
@@ -27,15 +28,14 @@ struct SubscriptionRecord {
     static func load(_ connection: Connection, name: String? = nil) throws -> [SubscriptionRecord] {
         // The operator commands' view of outbox.subscriptions (intervals as seconds).
         let result = try connection.query("""
-            SELECT s.name, outbox.redacted_url(s.url), s.event_types, s.enabled, s.disabled_reason, s.ordered,
-                   outbox.redacted_headers(s.headers),
+            SELECT s.name, s.url, s.event_types, s.enabled, s.disabled_reason, s.ordered, s.headers,
                    extract(epoch FROM s.timeout) AS timeout_seconds,
                    (SELECT array_agg(extract(epoch FROM r.step) ORDER BY r.position)
                     FROM unnest(s.retry_schedule) WITH ORDINALITY AS r(step, position)) AS retry_schedule_seconds,
                    s.max_in_flight, s.rate_limit,
-                   s.previous_secret IS NOT NULL AS has_previous_secret, s.previous_secret_expires_at,
+                   s.has_previous_secret, s.previous_secret_expires_at,
                    s.created_at, s.updated_at
-            FROM outbox.subscriptions AS s
+            FROM outbox.redacted_subscriptions AS s
             WHERE $1::text IS NULL OR s.name = $1
             ORDER BY s.name
             """, [name])

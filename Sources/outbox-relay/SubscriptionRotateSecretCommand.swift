@@ -39,15 +39,11 @@ struct SubscriptionRotateSecretCommand: ParsableCommand {
         let secret = EnvironmentSetting.value(self.secret, "OUTBOX_SECRET")
         let rotated = try global.withDatabase { connection in
             try connection.withTransaction { connection in
-                // The current secret becomes the previous one, signing until the grace ends.
-                let result = try connection.query("""
-                    UPDATE outbox.subscriptions
-                    SET previous_secret = secret,
-                        secret = coalesce($2, outbox.generate_secret()),
-                        previous_secret_expires_at = now() + $3::interval
-                    WHERE name = $1
-                    RETURNING secret, previous_secret_expires_at
-                    """, [name, secret, grace])
+                // The current secret becomes the previous one, signing until the grace
+                // ends. The function runs as the schema's owner: the operator's role
+                // writes secrets but reads none.
+                let result = try connection.query(
+                    "SELECT * FROM outbox.rotate_secret($1, $2, $3::interval)", [name, secret, grace])
                 guard result.count == 1 else { throw OperatorError.noSubscription(name) }
                 return (secret: try result[0].decode(String.self, at: 0),
                         previousExpiresAt: try result[0].decode(Date.self, at: 1))

@@ -50,11 +50,18 @@ struct SubscriptionUpdateCommand: ParsableCommand {
 
     func run() throws {
         let json = try output.isJSON
-        let update = try statement()
+        let update = statement()
+        let headerChange = try headersStatement()
         let record = try global.withDatabase { connection in
             try connection.withTransaction { connection in
-                let result = try connection.query(update.sql, update.parameters)
-                guard result.rowsAffected == 1 else { throw OperatorError.noSubscription(name) }
+                if let update {
+                    let result = try connection.query(update.sql, update.parameters)
+                    guard result.rowsAffected == 1 else { throw OperatorError.noSubscription(name) }
+                }
+                if let headerChange {
+                    let found = try connection.query(headerChange.sql, headerChange.parameters)[0].decode(Bool.self, at: 0)
+                    guard found else { throw OperatorError.noSubscription(name) }
+                }
                 return try SubscriptionRecord.load(connection, named: name)
             }
         }
@@ -64,9 +71,10 @@ struct SubscriptionUpdateCommand: ParsableCommand {
         try TableOutput.print(record.output, json: json)
     }
 
-    /// The UPDATE for what was given. Only fixed column names go into the SQL
-    /// text; every value is a bind parameter.
-    private func statement() throws -> (sql: String, parameters: [any PostgresEncodable]) {
+    /// The UPDATE for what was given besides static headers; nil when only
+    /// headers change. Only fixed column names go into the SQL text; every value
+    /// is a bind parameter.
+    private func statement() -> (sql: String, parameters: [any PostgresEncodable])? {
         var parameters: [any PostgresEncodable] = [name]
         var assignments: [String] = []
         func assign(_ column: String, _ value: any PostgresEncodable, cast: String = "") {
@@ -80,20 +88,21 @@ struct SubscriptionUpdateCommand: ParsableCommand {
         if let schedule = settings.retrySchedule { assign("retry_schedule", schedule, cast: "::interval[]") }
         if let maxInFlight = settings.maxInFlight { assign("max_in_flight", maxInFlight) }
         if let rateLimit = settings.rateLimit { assign("rate_limit", rateLimit, cast: "::numeric") }
-        if !settings.headers.isEmpty || !removeHeaders.isEmpty {
-            // Header names are case-insensitive: drop every spelling of a removed or
-            // replaced name, then add the new values.
-            parameters.append((removeHeaders + settings.headers.map(\.name)).map { $0.lowercased() })
-            parameters.append(try HeaderArgument.json(settings.headers))
-            assignments.append("""
-                headers = (SELECT coalesce(jsonb_object_agg(h.key, h.value), '{}'::jsonb)
-                               FROM jsonb_each(headers) AS h
-                               WHERE lower(h.key) <> ALL ($\(parameters.count - 1)::text[]))
-                              || $\(parameters.count)::jsonb
-                """)
-        }
         assignments += ClearableSetting.allCases.filter(clearSettings.contains).map(\.assignment)
+        guard !assignments.isEmpty else { return nil }
         let sql = "UPDATE outbox.subscriptions\nSET " + assignments.joined(separator: ",\n    ") + "\nWHERE name = $1"
         return (sql, parameters)
+    }
+
+    /// The change of static headers, when one was given: every spelling of a
+    /// removed or replaced name goes (header names are case-insensitive), then the
+    /// new values are added. Through `outbox.change_subscription_headers`, which
+    /// runs as the schema's owner: it reads the old values, which the operator's
+    /// role may not.
+    private func headersStatement() throws -> (sql: String, parameters: [any PostgresEncodable])? {
+        guard !settings.headers.isEmpty || !removeHeaders.isEmpty else { return nil }
+        let replaced = (removeHeaders + settings.headers.map(\.name)).map { $0.lowercased() }
+        return ("SELECT outbox.change_subscription_headers($1, $2::text[], $3::jsonb)",
+                [name, replaced, try HeaderArgument.json(settings.headers)])
     }
 }
