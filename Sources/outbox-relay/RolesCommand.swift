@@ -45,8 +45,22 @@ struct RolesCommand: ParsableCommand {
 
     /// The roles it created (none when all exist).
     private static func createRoles(_ connection: Connection) throws -> Set<String> {
-        // Asked first: after a refusal the transaction accepts no more statements.
-        let user = try connection.query("SELECT current_user::text")[0].decode(String.self, at: 0)
+        // Who may grant is checked first, from the catalog: a role that may not
+        // even use the schema would otherwise be told it lacks CREATEROLE.
+        let row = try connection.query("""
+            SELECT current_user::text, n.nspowner::regrole::text, pg_has_role(current_user, n.nspowner, 'USAGE')
+            FROM pg_namespace AS n
+            WHERE n.nspname = 'outbox'
+            """)
+        guard row.count == 1 else {
+            throw OperatorError("the outbox schema is missing: run `outbox-relay migrate` first")
+        }
+        let (user, owner) = (try row[0].decode(String.self, at: 0), try row[0].decode(String.self, at: 1))
+        guard try row[0].decode(Bool.self, at: 2) else {
+            throw OperatorError(
+                "granting the roles needs the owner of schema outbox (\(owner)), which \(user) is not: run `outbox-relay roles` "
+                    + "as the role that runs `outbox-relay migrate`, or as a superuser")
+        }
         do {
             return Set(try connection.query("SELECT outbox.create_roles()").rows.map { try $0.decode(String.self, at: 0) })
         } catch let error as PostgresError where error.sqlState == "42501" {
@@ -59,11 +73,6 @@ struct RolesCommand: ParsableCommand {
 
     /// The roles it granted to: those that exist.
     private static func grantRoles(_ connection: Connection) throws -> Set<String> {
-        do {
-            return Set(try connection.query("SELECT outbox.grant_roles()").rows.map { try $0.decode(String.self, at: 0) })
-        } catch let error as PostgresError where error.sqlState == "42501" {
-            // Not the schema's owner: the function's message names the owner.
-            throw OperatorError(error.message)
-        }
+        Set(try connection.query("SELECT outbox.grant_roles()").rows.map { try $0.decode(String.self, at: 0) })
     }
 }
