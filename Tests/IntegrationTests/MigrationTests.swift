@@ -128,6 +128,9 @@ struct MigrationTests {
     }
 
     @Test func psqlAndMigrateProduceTheSameSchema() async throws {
+        // Both paths grant the group roles that exist (sql/0016_roles.sql). They are
+        // cluster-wide: made now, another test cannot create them between the two.
+        try DatabaseLogin.grantGroupRoles(in: TestDatabase())
         let byHand = try TestDatabase(migrated: false)
         let byRelay = try TestDatabase(migrated: false)
 
