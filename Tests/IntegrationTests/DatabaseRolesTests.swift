@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import OutboxSQL
 import Testing
 import TestSupport
@@ -171,6 +174,44 @@ struct DatabaseRolesTests {
             """)[0]
         #expect(try partitions.decode(Int.self, at: 0) >= 3, "\(relay.logTail())")
         #expect(try partitions.decode(Bool?.self, at: 1) == true)
+        #expect(!relay.log.contains("permission denied"), "\(relay.logTail())")
+        #expect(try await relay.terminate(within: .seconds(20)) == .success, "\(relay.logTail())")
+    }
+
+    @Test func theAdminAPIRunsOnTheRelaysLoginWithTheOperatorAndPublisherRoles() async throws {
+        let database = try TestDatabase()
+        let login = try DatabaseLogin(database, roles: ["outbox_relay", "outbox_operator", "outbox_publisher"])
+        let created = try await CLI.run(["token", "create", "ops", "--scope", "admin", "--json"], database: database,
+                                        environment: login.environment)
+        let token = try #require(try created.jsonObject()["token"] as? String, "\(created)")
+        let relay = try RelayProcess(database: database, environment: login.environment.merging(
+            ["OUTBOX_API_LISTEN": "127.0.0.1:0"]) { $1 })
+        let port = try await relay.apiPort()
+        func call(_ method: String, _ path: String, _ body: String? = nil) async throws -> (Int, String) {
+            var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)\(path)")))
+            request.httpMethod = method
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+            if let body {
+                request.httpBody = Data(body.utf8)
+                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            }
+            let (data, response) = try await URLSession(configuration: .ephemeral).data(for: request)
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+        }
+
+        let (added, addedBody) = try await call(
+            "POST", "/api/v1/subscriptions", #"{"name": "api", "url": "https://example.com/h", "event_types": ["order.*"]}"#)
+        #expect(added == 201 && addedBody.contains("whsec_"), "\(added) \(addedBody)")
+        let (rotated, rotatedBody) = try await call("POST", "/api/v1/subscriptions/api/rotate-secret")
+        #expect(rotated == 200, "\(rotatedBody)")
+        let (published, publishedBody) = try await call("POST", "/api/v1/events", #"{"event_type": "order.created", "payload": {"id": 1}}"#)
+        #expect(published == 202, "\(publishedBody)")
+        for path in ["/api/v1/subscriptions", "/api/v1/deliveries", "/api/v1/stats"] {
+            let (status, body) = try await call("GET", path)
+            #expect(status == 200, "\(path): \(body)")
+        }
+        let (removed, removedBody) = try await call("DELETE", "/api/v1/subscriptions/api")
+        #expect(removed == 204, "\(removedBody)")
         #expect(!relay.log.contains("permission denied"), "\(relay.logTail())")
         #expect(try await relay.terminate(within: .seconds(20)) == .success, "\(relay.logTail())")
     }
