@@ -146,8 +146,10 @@ struct DatabaseRolesTests {
         let database = try TestDatabase()
         let receiver = try TestReceiver()
         let owner = try database.connect()
-        let path = "/roles"
+        let path = "/ok/roles"
         try ProcessTestSQL.subscribe(owner, name: "roles", url: receiver.url(path))
+        // 410 Gone disables the subscription: the relay changes that much of it.
+        try ProcessTestSQL.subscribe(owner, name: "gone", url: receiver.url("/status/410"))
         let relayLogin = try DatabaseLogin(database, roles: ["outbox_relay"])
         let publisher = try DatabaseLogin(database, roles: ["outbox_publisher"]).connect()
         let reader = try DatabaseLogin(database, roles: ["outbox_reader"]).connect()
@@ -164,6 +166,11 @@ struct DatabaseRolesTests {
         let succeeded = try await ProcessTestSQL.waitForDeliveries(
             reader, where: "status = 'succeeded'", count: expected.count, timeout: .seconds(20))
         #expect(succeeded == expected.count, "\(relay.logTail())")
+        for _ in 0..<100 where try reader.query("SELECT enabled FROM outbox.subscriptions WHERE name = 'gone'")[0].decode(Bool.self, at: 0) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try !reader.query("SELECT enabled FROM outbox.subscriptions WHERE name = 'gone'")[0].decode(Bool.self, at: 0),
+                "\(relay.logTail())")
 
         // The partitions it made belong to the schema's owner, like their parents.
         let partitions = try owner.query("""
