@@ -209,6 +209,10 @@ BEGIN
         RAISE EXCEPTION 'granting the outbox roles needs the owner of schema outbox (%), which % is not: run it as the role that runs outbox-relay migrate, or as a superuser', owner, current_user
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+    -- One at a time (replicas migrate together; GRANTs on one object at once fail
+    -- with "tuple concurrently updated"): the lock of `outbox-relay migrate`,
+    -- 0x6F7574626F786D67, which a migrating session already holds.
+    PERFORM pg_advisory_xact_lock(8031453476610927975);
     -- Functions get EXECUTE for PUBLIC by default; one that runs as the owner
     -- must be granted by name. (Trigger functions cannot be called directly.)
     FOR f IN
