@@ -153,7 +153,10 @@ LEFT JOIN outbox.subscription_state AS st ON st.subscription_id = s.id;
 
 -- 4. Rotate a subscription's signing secret: `new_secret` (generated when NULL)
 --    signs from now on, the current one keeps signing too for `grace`, so
---    receivers switch over without rejecting a request. No row: no such subscription.
+--    receivers switch over without rejecting a request. Returns the new secret,
+--    the one time it is shown; no row: no such subscription. sql/0016_roles.sql
+--    makes it run as the owner, so the operator's role replaces a secret without
+--    being able to read one.
 CREATE OR REPLACE FUNCTION outbox.rotate_secret(
     subscription text,
     new_secret   text DEFAULT NULL,

@@ -29,12 +29,19 @@ public struct SubscriptionCreation: Sendable {
 
     public func run(_ connection: Connection) throws -> String {
         do {
+            // The secret is chosen first and returned from there, not read back with
+            // RETURNING: the operator's role writes secrets but may not read one.
             return try connection.query("""
-                INSERT INTO outbox.subscriptions
-                    (name, url, event_types, secret, enabled, ordered, headers, timeout, retry_schedule, max_in_flight, rate_limit)
-                VALUES ($1, $2, $3::text[], coalesce($4, outbox.generate_secret()), $5, $6, coalesce($7::jsonb, '{}'::jsonb),
-                        $8::interval, $9::interval[], $10, $11::numeric)
-                RETURNING secret
+                WITH chosen AS (
+                    SELECT coalesce($4, outbox.generate_secret()) AS secret
+                ), created AS (
+                    INSERT INTO outbox.subscriptions
+                        (name, url, event_types, secret, enabled, ordered, headers, timeout, retry_schedule, max_in_flight, rate_limit)
+                    SELECT $1::text, $2::text, $3::text[], chosen.secret, $5::boolean, $6::boolean, coalesce($7::jsonb, '{}'::jsonb),
+                           $8::interval, $9::interval[], $10::integer, $11::numeric
+                    FROM chosen
+                )
+                SELECT secret FROM chosen
                 """, [name, url, eventTypes, secret, enabled, ordered, headers, timeout, retrySchedule, maxInFlight, rateLimit]
             )[0].decode(String.self, at: 0)
         } catch let error as PostgresError where error.isUniqueViolation {

@@ -32,6 +32,13 @@ public struct SubscriptionUpdate: Sendable {
             guard try connection.query(sql, parameters).rowsAffected == 1 else {
                 throw OperationError.noSubscription(subscription)
             }
+            if !clearHeaders, !removeHeaders.isEmpty || addHeaders != nil {
+                // Through the owner-run outbox.change_subscription_headers (sql/0016_roles.sql):
+                // keeping the other headers reads their values, which the operator's role may not.
+                try connection.query(
+                    "SELECT outbox.change_subscription_headers($1, $2::text[], $3::jsonb)",
+                    [subscription, removeHeaders, addHeaders])
+            }
             return try SubscriptionListing.one(connection, named: subscription)
         }
     }
@@ -61,21 +68,9 @@ public struct SubscriptionUpdate: Sendable {
         change("retry_schedule", retrySchedule, cast: "::interval[]")
         change("max_in_flight", maxInFlight)
         change("rate_limit", rateLimit, cast: "::numeric")
-        if clearHeaders || !removeHeaders.isEmpty || addHeaders != nil {
-            // Header names are case-insensitive: drop every spelling of a removed or
-            // replaced name, then add the new values.
-            parameters.append(clearHeaders)
-            parameters.append(removeHeaders.map { $0.lowercased() })
-            parameters.append(addHeaders ?? PostgresJSON(text: "{}"))
-            let (clear, remove, add) = (parameters.count - 2, parameters.count - 1, parameters.count)
-            assignments.append("""
-                headers = (SELECT coalesce(jsonb_object_agg(h.key, h.value), '{}'::jsonb)
-                           FROM jsonb_each(headers) AS h
-                           WHERE NOT $\(clear)::boolean
-                             AND lower(h.key) <> ALL ($\(remove)::text[])
-                             AND NOT EXISTS (SELECT 1 FROM jsonb_object_keys($\(add)::jsonb) AS k WHERE lower(k) = lower(h.key)))
-                          || $\(add)::jsonb
-                """)
+        if clearHeaders {
+            // Replaced as a whole: nothing of the old headers is read.
+            assign("headers", addHeaders ?? PostgresJSON(text: "{}"), cast: "::jsonb")
         }
         return (assignments, parameters)
     }

@@ -111,7 +111,7 @@ struct RunCommand: AsyncParsableCommand {
         let client = DatabaseClient(target: target, name: "startup", statementDeadline: nil)
         defer { client.close() }
         if migrate {
-            let applied = try await client.run { connection in try OutboxSchema.migrator.migrate(on: connection) }
+            let applied = try await client.run { connection in try OutboxSchema.migrateAndGrant(on: connection) }
             for migration in applied {
                 logger.info("applied migration", metadata: ["migration": "\(OutboxSchema.fileName(of: migration))"])
             }
