@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "outbox-relay", targets: ["outbox-relay"]),
         .library(name: "OutboxSQL", targets: ["OutboxSQL"]),
         .library(name: "OutboxRelay", targets: ["OutboxRelay"]),
+        .library(name: "OutboxOperations", targets: ["OutboxOperations"]),
+        .library(name: "OutboxAdmin", targets: ["OutboxAdmin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -35,15 +37,32 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            resources: [.embedInCode("Migrations")]
+        ),
+        // The operator's operations, one type each, over OutboxSQL: what the CLI and the admin API both call.
+        .target(name: "OutboxOperations", dependencies: ["OutboxSQL"]),
+        // The surfaces around the core: the admin port, the JSON API, the console and the metrics backend.
+        .target(
+            name: "OutboxAdmin",
+            dependencies: [
+                "OutboxOperations",
+                "OutboxRelay",
+                "OutboxSQL",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
-            resources: [.embedInCode("Migrations"), .embedInCode("Console")]
+            resources: [.embedInCode("Console")]
         ),
         .executableTarget(
             name: "outbox-relay",
             dependencies: [
                 "CMalloc",
+                "OutboxAdmin",
+                "OutboxOperations",
                 "OutboxRelay",
                 "OutboxSQL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -69,6 +88,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
+                "OutboxAdmin",
+                "OutboxOperations",
                 "OutboxRelay",
                 "OutboxSQL",
                 "TestSupport",

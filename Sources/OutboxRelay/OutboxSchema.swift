@@ -24,6 +24,8 @@ public enum OutboxSchema {
         migration(12, "partitions", PackageResources._012_partitions_sql),
         migration(13, "redaction", PackageResources._013_redaction_sql),
         migration(14, "answered_slots", PackageResources._014_answered_slots_sql),
+        migration(15, "operations", PackageResources._015_operations_sql),
+        migration(16, "roles", PackageResources._016_roles_sql),
         migration(17, "claim_record_lookups", PackageResources._017_claim_record_lookups_sql),
     ]
 
@@ -35,6 +37,18 @@ public enum OutboxSchema {
 
     /// Applies migrations under advisory lock key "outbox-relay migrate".
     public static let migrator = Migrator(migrations: migrations, schema: "outbox", lockKey: 0x6F75_7462_6F78_6D67)
+
+    /// What `outbox-relay migrate` does: applies the pending migrations, then
+    /// grants the database roles that exist their rights (`outbox.grant_roles()`,
+    /// `sql/0016_roles.sql`), so objects new in this release are covered and a
+    /// DBA who created the roles by hand needs nothing more. Returns the
+    /// migrations applied.
+    @discardableResult
+    public static func migrateAndGrant(on connection: Connection) throws -> [Migration] {
+        let applied = try migrator.migrate(on: connection)
+        try connection.query("SELECT outbox.grant_roles()")
+        return applied
+    }
 
     private static func migration(_ version: Int, _ name: String, _ bytes: [UInt8], formerly: Set<String> = []) -> Migration {
         Migration(version: version, name: name, sql: String(decoding: bytes, as: UTF8.self), formerChecksums: formerly)

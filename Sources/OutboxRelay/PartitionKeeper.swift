@@ -7,6 +7,9 @@ import ServiceLifecycle
 /// as a `Service`: creates them `ahead` of time and drops whole partitions older
 /// than the retention period (`sql/0012_partitions.sql`). Dead letters and
 /// deliveries not yet read keep their events (moved to the default partition).
+/// It calls them through `outbox.create_history_partitions`/`drop_history_partitions`
+/// (`sql/0016_roles.sql`), which run as the schema's owner: the relay's role
+/// creates and owns no table.
 ///
 /// A round runs at start and then every `interval`. One replica at a time does the
 /// work (session advisory lock 1868722810, 0); the others skip the round. Creating
@@ -75,9 +78,9 @@ public final class PartitionKeeper: Service, Sendable {
             var changes: [(String, Int, Int)] = []
             for table in Self.tables {
                 let created = try Self.unlessBusy(connection.query(
-                    "SELECT outbox.create_time_partitions($1::regclass, $2::interval, $3::interval)", [table, every, ahead]))
+                    "SELECT outbox.create_history_partitions($1::regclass, $2::interval, $3::interval)", [table, every, ahead]))
                 let dropped = try Self.unlessBusy(connection.query(
-                    "SELECT outbox.drop_time_partitions($1::regclass, $2::interval)", [table, retention]))
+                    "SELECT outbox.drop_history_partitions($1::regclass, $2::interval)", [table, retention]))
                 changes.append((table, created, dropped))
             }
             return changes

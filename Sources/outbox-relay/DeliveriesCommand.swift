@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OutboxOperations
 import OutboxRelay
 import OutboxSQL
 
@@ -102,9 +103,6 @@ struct DeliveriesPurgeCommand: ParsableCommand {
     @Option(help: "Only dead deliveries of this subscription.")
     var subscription: String?
 
-    /// Rows deleted per transaction, so a large purge never holds locks for long.
-    static let batchSize = 1000
-
     func validate() throws {
         guard dead else {
             throw ValidationError("purge needs --dead: only dead deliveries are purged by hand (succeeded ones expire by retention)")
@@ -123,14 +121,7 @@ struct DeliveriesPurgeCommand: ParsableCommand {
     func run() throws {
         let json = try output.isJSON
         let olderThan = try age()
-        let purged = try global.withDatabase { connection in
-            let subscriptionID = try subscription.map { try connection.subscriptionID(named: $0) }
-            let cutoff = try connection.query("SELECT now() - $1::interval", [olderThan])[0].decode(Date.self, at: 0)
-            // Their attempts stay in the history until retention drops their partition.
-            return try connection.query(
-                "SELECT outbox.purge_dead_letters(subscription_id => $1, before => $2)", [subscriptionID, cutoff]
-            )[0].decode(Int64.self, at: 0)
-        }
+        let purged = try global.withDatabase(DeadLetterPurge(subscription: subscription, olderThan: olderThan).run)
         try TableOutput.printRow(OutputRecord(["purged": .integer(purged)]), json: json)
     }
 }

@@ -15,7 +15,7 @@ struct MigrateCommand: ParsableCommand {
         let logger = try global.bootstrapLogging()
         let target = try global.databaseTarget()
         let connection = try Connection(target)
-        let applied = try OutboxSchema.migrator.migrate(on: connection)
+        let applied = try OutboxSchema.migrateAndGrant(on: connection)
         if applied.isEmpty {
             logger.info("schema is current; nothing to apply", metadata: ["database": "\(target)"])
         } else {

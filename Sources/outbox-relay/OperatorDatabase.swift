@@ -1,3 +1,4 @@
+import OutboxOperations
 import OutboxSQL
 
 /// A problem with what the operator asked for, found once the database was
@@ -7,7 +8,7 @@ struct OperatorError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 
     static func noSubscription(_ name: String) -> OperatorError {
-        OperatorError("no subscription is named \"\(name)\": `outbox-relay subscription list` shows them")
+        OperatorError("\(OperationError.noSubscription(name)): `outbox-relay subscription list` shows them")
     }
 }
 
@@ -19,18 +20,11 @@ extension GlobalOptions {
         let connection = try Connection(databaseTarget())
         do {
             return try body(connection)
+        } catch let error as OperationError {
+            throw OperatorError(error.description)
         } catch let error as PostgresError where ["3F000", "42P01", "42883"].contains(error.sqlState ?? "") {
             // invalid_schema_name, undefined_table, undefined_function
             throw OperatorError("\(error.message): the outbox schema is missing or older than this binary; run `outbox-relay migrate`")
         }
-    }
-}
-
-extension Connection {
-    /// The id of the subscription called `name`, or `OperatorError.noSubscription`.
-    func subscriptionID(named name: String) throws -> Int64 {
-        let result = try query("SELECT id FROM outbox.subscriptions WHERE name = $1", [name])
-        guard result.count == 1 else { throw OperatorError.noSubscription(name) }
-        return try result[0].decode(Int64.self, at: 0)
     }
 }

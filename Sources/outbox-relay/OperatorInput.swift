@@ -1,4 +1,5 @@
 import Foundation
+import OutboxOperations
 import OutboxRelay
 import OutboxSQL
 
@@ -35,6 +36,13 @@ enum OperatorInput {
             throw InvalidValue(description: "\"\(text)\" is not a positive whole number")
         }
         return value
+    }
+
+    @Sendable static func timestamp(_ text: String) throws -> Date {
+        guard let date = TimestampText.parse(text) else {
+            throw InvalidValue(description: "\"\(text)\" is not \(TimestampText.example)")
+        }
+        return date
     }
 
     /// Requests per second, e.g. `10` or `0.5`.

@@ -12,7 +12,7 @@ struct OutboxRelayCommand: AsyncParsableCommand {
         version: OutboxRelayVersion.current,
         subcommands: [
             MigrateCommand.self, RunCommand.self, SubscriptionCommand.self, PublishCommand.self,
-            DeliveriesCommand.self, ReplayCommand.self, StatusCommand.self, TokenCommand.self,
+            DeliveriesCommand.self, ReplayCommand.self, StatusCommand.self, TokenCommand.self, RolesCommand.self,
         ]
     )
 }

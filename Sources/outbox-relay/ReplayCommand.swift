@@ -1,7 +1,8 @@
 import ArgumentParser
-import OutboxSQL
+import Foundation
+import OutboxOperations
 
-/// `outbox-relay replay --delivery ID | --dead [--subscription NAME]`: sends
+/// `outbox-relay replay --delivery ID | --dead [--subscription NAME] [--since T] [--until T]`: sends
 /// dead (or succeeded) deliveries again, with a fresh retry schedule.
 struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,60 +23,35 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "With --dead: only this subscription's dead deliveries.")
     var subscription: String?
 
-    /// Dead letters replayed per transaction.
-    static let batchSize = 500
+    @Option(help: "With --dead: only those that died at or after this RFC 3339 time, e.g. 2026-01-31T12:00:00Z.",
+            transform: OperatorInput.timestamp)
+    var since: Date?
+
+    @Option(help: "With --dead: only those that died before this RFC 3339 time.", transform: OperatorInput.timestamp)
+    var until: Date?
 
     func validate() throws {
         guard (delivery != nil) != dead else {
             throw ValidationError("give exactly one of --delivery ID or --dead")
         }
-        if subscription != nil && !dead {
-            throw ValidationError("--subscription goes with --dead (a delivery id already names its subscription)")
+        if (subscription != nil || since != nil || until != nil) && !dead {
+            throw ValidationError("--subscription, --since and --until go with --dead (a delivery id already names one delivery)")
         }
     }
 
     func run() throws {
         let json = try output.isJSON
         if let delivery {
-            let record = try global.withDatabase { connection in
-                try connection.withTransaction { connection in
-                    try connection.query("SELECT outbox.replay($1)", [delivery])
-                    // What was replayed, for the operator's confirmation.
-                    let row = try connection.query("""
-                        SELECT d.event_id, s.name, d.status
-                        FROM outbox.deliveries AS d
-                        JOIN outbox.subscriptions AS s ON s.id = d.subscription_id
-                        WHERE d.id = $1
-                        """, [delivery])[0]
-                    return OutputRecord([
-                        "delivery_id": .integer(delivery),
-                        "event_id": .text(try row.decode(String.self, at: 0)),
-                        "subscription": .text(try row.decode(String.self, at: 1)),
-                        "status": .text(try row.decode(String.self, at: 2)),
-                    ])
-                }
-            }
-            try TableOutput.printRow(record, json: json)
+            let replayed = try global.withDatabase(DeliveryReplay(delivery: delivery).run)
+            try TableOutput.printRow(OutputRecord([
+                "delivery_id": .integer(delivery),
+                "event_id": .text(replayed.eventID),
+                "subscription": .text(replayed.subscription),
+                "status": .text(replayed.status),
+            ]), json: json)
         } else {
-            let replayed = try global.withDatabase(replayDead)
+            let replayed = try global.withDatabase(DeadLetterReplay(subscription: subscription, since: since, until: until).run)
             try TableOutput.printRow(OutputRecord(["replayed": .integer(replayed)]), json: json)
         }
-    }
-
-    /// Replays dead letters batch by batch (`outbox.replay_dead_letters`, each
-    /// batch its own statement), following the id cursor it returns.
-    private func replayDead(_ connection: Connection) throws -> Int64 {
-        let subscriptionID = try subscription.map { try connection.subscriptionID(named: $0) }
-        var after: Int64 = 0
-        var total: Int64 = 0
-        while true {
-            let ids = try connection.query(
-                "SELECT outbox.replay_dead_letters($1, $2, $3)", [after, Self.batchSize, subscriptionID]
-            ).rows.map { try $0.decode(Int64.self, at: 0) }
-            guard let last = ids.last else { break }
-            total += Int64(ids.count)
-            after = last
-        }
-        return total
     }
 }

@@ -5,6 +5,7 @@ import CMalloc
 import Logging
 import Metrics
 import Prometheus
+import OutboxAdmin
 import OutboxRelay
 import OutboxSQL
 import ServiceLifecycle
@@ -75,15 +76,7 @@ struct RunCommand: AsyncParsableCommand {
         let configuration = try relayConfiguration()
         logger.info("starting outbox-relay \(OutboxRelayVersion.current)", metadata: ["configuration": "\(configuration.summary)"])
 
-        let connection = try Connection(configuration.database)
-        if migrate {
-            let applied = try OutboxSchema.migrator.migrate(on: connection)
-            for migration in applied {
-                logger.info("applied migration", metadata: ["migration": "\(OutboxSchema.fileName(of: migration))"])
-            }
-        } else if case .pending(let versions) = try OutboxSchema.migrator.status(on: connection) {
-            throw ValidationError("the database schema is not current (pending migrations \(versions)): run `outbox-relay migrate` or start with --migrate")
-        }
+        try await prepareSchema(configuration.database, logger: logger)
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(RelayMetricsBackend.factory(registry: registry))
@@ -109,6 +102,22 @@ struct RunCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
+    }
+
+    /// Migrates (with --migrate) or checks that the schema is current. libpq blocks,
+    /// so this runs on a database client's own thread, not the cooperative pool.
+    private func prepareSchema(_ target: ConnectionTarget, logger: Logger) async throws {
+        // No statement deadline: a migration may rewrite a large table.
+        let client = DatabaseClient(target: target, name: "startup", statementDeadline: nil)
+        defer { client.close() }
+        if migrate {
+            let applied = try await client.run { connection in try OutboxSchema.migrateAndGrant(on: connection) }
+            for migration in applied {
+                logger.info("applied migration", metadata: ["migration": "\(OutboxSchema.fileName(of: migration))"])
+            }
+        } else if case .pending(let versions) = try await client.run({ connection in try OutboxSchema.migrator.status(on: connection) }) {
+            throw ValidationError("the database schema is not current (pending migrations \(versions)): run `outbox-relay migrate` or start with --migrate")
+        }
     }
 
     private func relayConfiguration() throws -> RelayConfiguration {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import OutboxSQL
+import OutboxOperations
 
 /// `subscription add NAME --url URL --events T[,T…] …`: creates a subscription
 /// and prints its signing secret, the only time any command shows it.
@@ -33,33 +33,15 @@ struct SubscriptionAddCommand: ParsableCommand {
 
     func run() throws {
         let json = try output.isJSON
-        let secret = EnvironmentSetting.value(self.secret, "OUTBOX_SECRET")
-        let headers = try HeaderArgument.json(settings.headers)
-        // Subscribe and apply the settings together: a refused setting leaves nothing behind.
-        let created = try global.withDatabase { connection in
-            try connection.withTransaction { connection in
-                let result: QueryResult
-                do {
-                    result = try connection.query(
-                        "SELECT outbox.subscribe($1, $2, $3::text[], $4, $5)",
-                        [name, url, OperatorInput.patterns(events), secret, ordered])
-                } catch let error as PostgresError where error.isUniqueViolation {
-                    throw OperatorError("a subscription named \"\(name)\" already exists: change it with `outbox-relay subscription update`")
-                }
-                if !settings.isEmpty {
-                    try connection.query("""
-                        UPDATE outbox.subscriptions
-                        SET timeout = $2::interval,
-                            retry_schedule = $3::interval[],
-                            max_in_flight = $4,
-                            rate_limit = $5::numeric,
-                            headers = $6::jsonb
-                        WHERE name = $1
-                        """, [name, settings.timeout, settings.retrySchedule, settings.maxInFlight, settings.rateLimit, headers])
-                }
-                return try result[0].decode(String.self, at: 0)
-            }
-        }
+        var creation = SubscriptionCreation(name: name, url: url, eventTypes: OperatorInput.patterns(events))
+        creation.secret = EnvironmentSetting.value(secret, "OUTBOX_SECRET")
+        creation.ordered = ordered
+        creation.headers = try HeaderArgument.json(settings.headers)
+        creation.timeout = settings.timeout
+        creation.retrySchedule = settings.retrySchedule
+        creation.maxInFlight = settings.maxInFlight
+        creation.rateLimit = settings.rateLimit
+        let created = try global.withDatabase(creation.run)
         if let warning = OperatorInput.privateNetworkWarning(for: url) {
             OperatorInput.warn(warning)
         }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import OutboxSQL
+import OutboxOperations
 
 /// `outbox-relay subscription …`: the webhook endpoints and what they receive.
 struct SubscriptionCommand: ParsableCommand {
@@ -23,8 +23,8 @@ struct SubscriptionListCommand: ParsableCommand {
 
     func run() throws {
         let json = try output.isJSON
-        let records = try global.withDatabase { try SubscriptionRecord.load($0) }
-        try TableOutput.print(records.map(\.output), columns: SubscriptionRecord.listColumns,
+        let records = try global.withDatabase(SubscriptionListing.all)
+        try TableOutput.print(records.map(\.output), columns: SubscriptionListing.Record.listColumns,
                               whenEmpty: "no subscriptions (add one with `outbox-relay subscription add`)", json: json)
     }
 }
@@ -41,8 +41,8 @@ struct SubscriptionShowCommand: ParsableCommand {
     func run() throws {
         let json = try output.isJSON
         let record = try global.withDatabase { connection in
-            var record = try SubscriptionRecord.load(connection, named: name).output
-            if let health = try SubscriptionHealthRecord.load(connection, name: name).first {
+            var record = try SubscriptionListing.one(connection, named: name).output
+            if let health = try SubscriptionHealth.load(connection, name: name).first {
                 record.append(health.counters)
             }
             return record
@@ -62,26 +62,12 @@ struct SubscriptionEnableCommand: ParsableCommand {
 
     func run() throws {
         let json = try output.isJSON
-        let record = try Self.setEnabled(true, reason: nil, name: name, global: global)
+        let record = try global.withDatabase(SubscriptionSwitch.enable(name).run)
         try TableOutput.printRow(Self.state(record), json: json)
     }
 
-    /// Enables or disables `name`; re-enabling also restarts the breaker's clock
-    /// (trigger subscriptions_wake).
-    static func setEnabled(_ enabled: Bool, reason: String?, name: String, global: GlobalOptions) throws -> SubscriptionRecord {
-        try global.withDatabase { connection in
-            try connection.withTransaction { connection in
-                let result = try connection.query(
-                    "UPDATE outbox.subscriptions SET enabled = $2, disabled_reason = $3 WHERE name = $1",
-                    [name, enabled, reason])
-                guard result.rowsAffected == 1 else { throw OperatorError.noSubscription(name) }
-                return try SubscriptionRecord.load(connection, named: name)
-            }
-        }
-    }
-
     /// What enable and disable print: the name and whether it is enabled now.
-    static func state(_ record: SubscriptionRecord) -> OutputRecord {
+    static func state(_ record: SubscriptionListing.Record) -> OutputRecord {
         OutputRecord([
             "name": .text(record.name),
             "enabled": .boolean(record.enabled),
@@ -103,13 +89,13 @@ struct SubscriptionDisableCommand: ParsableCommand {
 
     func run() throws {
         let json = try output.isJSON
-        let record = try SubscriptionEnableCommand.setEnabled(false, reason: reason, name: name, global: global)
+        let record = try global.withDatabase(SubscriptionSwitch.disable(name, reason: reason).run)
         try TableOutput.printRow(SubscriptionEnableCommand.state(record), json: json)
     }
 }
 
-/// `subscription remove NAME`: deletes it; the schema's trigger removes its
-/// deliveries, their attempts and its endpoint state.
+/// `subscription remove NAME`: deletes it with its unfinished deliveries and its
+/// endpoint state (`SubscriptionRemoval`).
 struct SubscriptionRemoveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove", abstract: "Delete a subscription with its deliveries and their attempts.")
@@ -120,15 +106,7 @@ struct SubscriptionRemoveCommand: ParsableCommand {
 
     func run() throws {
         let json = try output.isJSON
-        let removed = try global.withDatabase { connection in
-            try connection.withTransaction { connection in
-                let id = try connection.subscriptionID(named: name)
-                let deliveries = try connection.query(
-                    "SELECT count(*) FROM outbox.deliveries WHERE subscription_id = $1 AND status <> 'succeeded'", [id])[0].decode(Int64.self, at: 0)
-                try connection.query("DELETE FROM outbox.subscriptions WHERE id = $1", [id])
-                return deliveries
-            }
-        }
+        let removed = try global.withDatabase(SubscriptionRemoval(subscription: name).run)
         try TableOutput.printRow(OutputRecord([
             "name": .text(name),
             "removed": .boolean(true),

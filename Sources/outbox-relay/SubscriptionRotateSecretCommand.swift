@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
+import OutboxOperations
 import OutboxRelay
-import OutboxSQL
 
 /// `subscription rotate-secret NAME [--secret whsec_…] [--grace 24h]`: a new
 /// signing secret; the old one keeps signing too until the grace period ends,
@@ -30,39 +30,24 @@ struct SubscriptionRotateSecretCommand: ParsableCommand {
     }
 
     private func gracePeriod() throws -> Duration {
-        try EnvironmentSetting.parse(grace, "OUTBOX_GRACE", option: "grace", DurationText.parse) ?? .seconds(86_400)
+        try EnvironmentSetting.parse(grace, "OUTBOX_GRACE", option: "grace", DurationText.parse) ?? SubscriptionRotation.defaultGrace
     }
 
     func run() throws {
         let json = try output.isJSON
         let grace = try gracePeriod()
-        let secret = EnvironmentSetting.value(self.secret, "OUTBOX_SECRET")
-        let rotated = try global.withDatabase { connection in
-            try connection.withTransaction { connection in
-                // The current secret becomes the previous one, signing until the grace ends.
-                let result = try connection.query("""
-                    UPDATE outbox.subscriptions
-                    SET previous_secret = secret,
-                        secret = coalesce($2, outbox.generate_secret()),
-                        previous_secret_expires_at = now() + $3::interval
-                    WHERE name = $1
-                    RETURNING secret, previous_secret_expires_at
-                    """, [name, secret, grace])
-                guard result.count == 1 else { throw OperatorError.noSubscription(name) }
-                return (secret: try result[0].decode(String.self, at: 0),
-                        previousExpiresAt: try result[0].decode(Date.self, at: 1))
-            }
-        }
+        let rotation = SubscriptionRotation(subscription: name, secret: EnvironmentSetting.value(secret, "OUTBOX_SECRET"), grace: grace)
+        let rotated = try global.withDatabase(rotation.run)
         let record = OutputRecord([
             "name": .text(name),
             "secret": .text(rotated.secret),
-            "previous_secret_expires_at": .timestamp(rotated.previousExpiresAt),
+            "previous_secret_expires_at": .timestamp(rotated.previousSecretExpiresAt),
         ])
         if json {
             print(try TableOutput.json(record))
         } else {
             print("rotated the secret of subscription \"\(name)\"; the previous one signs too until "
-                + "\(rotated.previousExpiresAt.formatted(.iso8601)). The new secret (shown only now, keep it safe):")
+                + "\(rotated.previousSecretExpiresAt.formatted(.iso8601)). The new secret (shown only now, keep it safe):")
             print(rotated.secret)
         }
     }

@@ -39,21 +39,10 @@ struct SubscriptionSettingOptions: ParsableArguments {
 }
 
 /// A setting `subscription update --clear-setting` returns to the global default.
-enum ClearableSetting: String, CaseIterable, ExpressibleByArgument {
+enum ClearableSetting: String, CaseIterable, ExpressibleByArgument, Hashable {
     case timeout
     case retrySchedule = "retry-schedule"
     case maxInFlight = "max-in-flight"
     case rateLimit = "rate-limit"
     case headers
-
-    /// The column of outbox.subscriptions it clears, and the value meaning "default".
-    var assignment: String {
-        switch self {
-        case .timeout: "timeout = NULL"
-        case .retrySchedule: "retry_schedule = NULL"
-        case .maxInFlight: "max_in_flight = NULL"
-        case .rateLimit: "rate_limit = NULL"
-        case .headers: "headers = '{}'::jsonb"
-        }
-    }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import OutboxSQL
+import OutboxOperations
 
 /// `subscription update NAME …`: changes what is given, leaves the rest.
 struct SubscriptionUpdateCommand: ParsableCommand {
@@ -50,50 +50,27 @@ struct SubscriptionUpdateCommand: ParsableCommand {
 
     func run() throws {
         let json = try output.isJSON
-        let update = try statement()
-        let record = try global.withDatabase { connection in
-            try connection.withTransaction { connection in
-                let result = try connection.query(update.sql, update.parameters)
-                guard result.rowsAffected == 1 else { throw OperatorError.noSubscription(name) }
-                return try SubscriptionRecord.load(connection, named: name)
-            }
-        }
+        let record = try global.withDatabase(try change().run)
         if let url, let warning = OperatorInput.privateNetworkWarning(for: url) {
             OperatorInput.warn(warning)
         }
         try TableOutput.print(record.output, json: json)
     }
 
-    /// The UPDATE for what was given. Only fixed column names go into the SQL
-    /// text; every value is a bind parameter.
-    private func statement() throws -> (sql: String, parameters: [any PostgresEncodable]) {
-        var parameters: [any PostgresEncodable] = [name]
-        var assignments: [String] = []
-        func assign(_ column: String, _ value: any PostgresEncodable, cast: String = "") {
-            parameters.append(value)
-            assignments.append("\(column) = $\(parameters.count)\(cast)")
-        }
-        if let url { assign("url", url) }
-        if !events.isEmpty { assign("event_types", OperatorInput.patterns(events), cast: "::text[]") }
-        if let ordered { assign("ordered", ordered) }
-        if let timeout = settings.timeout { assign("timeout", timeout, cast: "::interval") }
-        if let schedule = settings.retrySchedule { assign("retry_schedule", schedule, cast: "::interval[]") }
-        if let maxInFlight = settings.maxInFlight { assign("max_in_flight", maxInFlight) }
-        if let rateLimit = settings.rateLimit { assign("rate_limit", rateLimit, cast: "::numeric") }
-        if !settings.headers.isEmpty || !removeHeaders.isEmpty {
-            // Header names are case-insensitive: drop every spelling of a removed or
-            // replaced name, then add the new values.
-            parameters.append((removeHeaders + settings.headers.map(\.name)).map { $0.lowercased() })
-            parameters.append(try HeaderArgument.json(settings.headers))
-            assignments.append("""
-                headers = (SELECT coalesce(jsonb_object_agg(h.key, h.value), '{}'::jsonb)
-                               FROM jsonb_each(headers) AS h
-                               WHERE lower(h.key) <> ALL ($\(parameters.count - 1)::text[]))
-                              || $\(parameters.count)::jsonb
-                """)
-        }
-        assignments += ClearableSetting.allCases.filter(clearSettings.contains).map(\.assignment)
-        let sql = "UPDATE outbox.subscriptions\nSET " + assignments.joined(separator: ",\n    ") + "\nWHERE name = $1"
-        return (sql, parameters)
+    /// What was given, as the update operation takes it.
+    private func change() throws -> SubscriptionUpdate {
+        var update = SubscriptionUpdate(subscription: name)
+        update.url = url
+        update.eventTypes = events.isEmpty ? nil : OperatorInput.patterns(events)
+        update.ordered = ordered
+        let cleared = Set(clearSettings)
+        update.timeout = cleared.contains(.timeout) ? .reset : SettingChange(settings.timeout)
+        update.retrySchedule = cleared.contains(.retrySchedule) ? .reset : SettingChange(settings.retrySchedule)
+        update.maxInFlight = cleared.contains(.maxInFlight) ? .reset : SettingChange(settings.maxInFlight)
+        update.rateLimit = cleared.contains(.rateLimit) ? .reset : SettingChange(settings.rateLimit)
+        update.clearHeaders = cleared.contains(.headers)
+        update.removeHeaders = removeHeaders
+        update.addHeaders = settings.headers.isEmpty ? nil : try HeaderArgument.json(settings.headers)
+        return update
     }
 }

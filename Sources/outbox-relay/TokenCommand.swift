@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OutboxAdmin
 import OutboxRelay
 import OutboxSQL
 

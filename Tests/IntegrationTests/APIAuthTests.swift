@@ -1,5 +1,7 @@
 import Foundation
+import OutboxAdmin
 import OutboxRelay
+import OutboxSQL
 import Testing
 
 /// Bearer tokens of the admin API: stored hashed, 401 without or with a wrong
@@ -52,6 +54,27 @@ struct APIAuthTests {
             #expect(created.status == 201, "\(created)")
             let used: Int64 = try server.scalar("SELECT count(*) FROM outbox.api_tokens WHERE last_used_at IS NOT NULL")
             #expect(used == 2)
+        }
+    }
+
+    @Test("a GET is a read: last_used_at is written at most once a minute per token")
+    func lastUsedAtIsThrottled() async throws {
+        try await APITestServer.running { server in
+            let sql = try server.database.connect()
+            let lastUsed = "SELECT last_used_at::text FROM outbox.api_tokens WHERE name = 'reader'"
+            #expect(try await server.request("GET", "/api/v1/subscriptions", auth: .read).status == 200)
+            let first = try #require(try server.scalar(lastUsed, as: String?.self))
+            // The row's version (xmin) shows whether anything wrote it, even an UPDATE to the same value.
+            let version = "SELECT xmin::text FROM outbox.api_tokens WHERE name = 'reader'"
+            let written: String = try server.scalar(version)
+            for _ in 0..<3 { #expect(try await server.request("GET", "/api/v1/subscriptions", auth: .read).status == 200) }
+            #expect(try server.scalar(lastUsed, as: String?.self) == first)
+            #expect(try server.scalar(version, as: String.self) == written, "no request within the minute wrote the token row")
+            // A minute later the next request records its use again.
+            try sql.query("UPDATE outbox.api_tokens SET last_used_at = now() - interval '61 seconds' WHERE name = 'reader'")
+            #expect(try await server.request("GET", "/api/v1/subscriptions", auth: .read).status == 200)
+            #expect(try server.scalar("SELECT last_used_at > now() - interval '10 seconds' FROM outbox.api_tokens WHERE name = 'reader'",
+                                      as: Bool.self))
         }
     }
 

@@ -120,4 +120,29 @@ struct APIDeliveryTests {
             #expect(try server.scalar("SELECT count(*) FROM outbox.deliveries WHERE status = 'dead'", as: Int64.self) == 0)
         }
     }
+
+    @Test("purge dead letters by subscription and age; older_than is required; a read token is 403")
+    func purgeDeadLetters() async throws {
+        try await APITestServer.running { server in
+            try Self.seed(server)
+            for bad in [#"{}"#, #"{"older_than":-5}"#, #"{"older_than":"30d"}"#, #"{"older_than":0,"dead":true}"#] {
+                let answer = try await server.request("POST", "/api/v1/dead-letters/purge", json: bad)
+                #expect(answer.status == 400, "\(bad) → \(answer)")
+            }
+            #expect(try await server.request("POST", "/api/v1/dead-letters/purge", auth: .read, json: #"{"older_than":0}"#).status == 403)
+            #expect(try await server.request("POST", "/api/v1/dead-letters/purge", json: #"{"subscription":"zzz","older_than":0}"#).status == 404)
+            // They died just now: none is older than an hour, and a's has none at all.
+            let young = try await server.request("POST", "/api/v1/dead-letters/purge", json: #"{"older_than":3600}"#)
+            #expect(young.status == 200, "\(young)")
+            #expect(try young.json()["purged"] as? Int == 0)
+            #expect(try await server.request("POST", "/api/v1/dead-letters/purge", json: #"{"subscription":"a","older_than":0}"#)
+                .json()["purged"] as? Int == 0)
+            #expect(try server.scalar("SELECT count(*) FROM outbox.deliveries WHERE status = 'dead'", as: Int64.self) == 5)
+            let purged = try await server.request("POST", "/api/v1/dead-letters/purge", json: #"{"subscription":"b","older_than":0}"#)
+            #expect(try purged.json()["purged"] as? Int == 5)
+            #expect(try server.scalar("SELECT count(*) FROM outbox.deliveries WHERE status = 'dead'", as: Int64.self) == 0)
+            #expect(try server.scalar("SELECT count(*) FROM outbox.deliveries WHERE status = 'pending'", as: Int64.self) == 5,
+                    "only dead letters go")
+        }
+    }
 }

@@ -33,7 +33,8 @@ struct APIOpenAPITests {
             "GET /api/v1/subscriptions/{name}", "PATCH /api/v1/subscriptions/{name}", "DELETE /api/v1/subscriptions/{name}",
             "POST /api/v1/subscriptions/{name}/rotate-secret",
             "GET /api/v1/deliveries", "GET /api/v1/deliveries/{id}", "POST /api/v1/deliveries/{id}/replay",
-            "POST /api/v1/dead-letters/replay", "POST /api/v1/events", "GET /api/v1/stats", "GET /api/v1/token",
+            "POST /api/v1/dead-letters/replay", "POST /api/v1/dead-letters/purge", "POST /api/v1/events", "GET /api/v1/stats",
+            "GET /api/v1/token",
         ])
     }
 

@@ -31,6 +31,13 @@ struct APIStatsTests {
             ) AS v(event_id, status, ago)
             WHERE d.event_id = v.event_id
             """)
+        // In flight is counted as the claim counts it (outbox.backlog: claimed minus ended), so the
+        // delivering row above is also a claim made.
+        _ = try connection.query("""
+            UPDATE outbox.subscription_cursors
+            SET claimed = claimed + 1
+            WHERE subscription_id = (SELECT id FROM outbox.subscriptions WHERE name = 'b')
+            """)
         _ = try connection.query("""
             INSERT INTO outbox.attempts (delivery_id, event_id, attempt, started_at, duration_ms, status_code,
                                          subscription_id, event_seq, delivery_created_at, outcome)

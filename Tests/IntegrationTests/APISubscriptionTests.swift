@@ -125,4 +125,40 @@ struct APISubscriptionTests {
             #expect(try await server.request("DELETE", "/api/v1/subscriptions/orders").status == 404)
         }
     }
+
+    @Test("rotate-secret takes a chosen secret and a grace in seconds; bad ones are refused and change nothing")
+    func rotateWithSecretAndGrace() async throws {
+        try await APITestServer.running { server in
+            let created = try await server.request("POST", "/api/v1/subscriptions", json: Self.create)
+            let first = try #require(try created.json()["secret"] as? String)
+            let chosen = "whsec_" + Data((0..<32).map { UInt8($0) }).base64EncodedString()
+            let rotated = try await server.request(
+                "POST", "/api/v1/subscriptions/orders/rotate-secret", json: #"{"secret":"\#(chosen)","grace":3600}"#)
+            #expect(rotated.status == 200, "\(rotated)")
+            #expect(try rotated.json()["secret"] as? String == chosen)
+            #expect(try server.scalar("SELECT secret = $1 AND previous_secret = $2 FROM outbox.subscriptions",
+                                      [chosen, first], as: Bool.self))
+            // The grace is an hour, not the default day.
+            let left: Double = try server.scalar(
+                "SELECT extract(epoch FROM previous_secret_expires_at - now())::float8 FROM outbox.subscriptions")
+            #expect(left > 3_500 && left <= 3_600, "the old secret signs for \(left) s more")
+            let expires = try #require(try rotated.json()["previous_secret_expires_at"] as? String)
+            let timestamp = ISO8601DateFormatter()
+            timestamp.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            #expect(timestamp.date(from: expires) != nil, "RFC 3339: \(expires)")
+
+            for bad in [#"{"grace":-1}"#, #"{"grace":"1h"}"#, #"{"secret":7}"#, #"{"secrets":"x"}"#] {
+                let answer = try await server.request("POST", "/api/v1/subscriptions/orders/rotate-secret", json: bad)
+                #expect(answer.status == 400, "\(bad) → \(answer)")
+            }
+            let weak = try await server.request("POST", "/api/v1/subscriptions/orders/rotate-secret", json: #"{"secret":"whsec_short"}"#)
+            #expect(weak.status == 422, "\(weak)")
+            #expect(try server.scalar("SELECT secret FROM outbox.subscriptions", as: String.self) == chosen, "refusals changed nothing")
+
+            // grace 0: the previous secret stops signing at once.
+            let immediate = try await server.request("POST", "/api/v1/subscriptions/orders/rotate-secret", json: #"{"grace":0}"#)
+            #expect(immediate.status == 200, "\(immediate)")
+            #expect(try server.scalar("SELECT previous_secret_expires_at <= now() FROM outbox.subscriptions", as: Bool.self))
+        }
+    }
 }

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Logging
+import OutboxAdmin
 import OutboxRelay
 import OutboxSQL
 import ServiceLifecycle

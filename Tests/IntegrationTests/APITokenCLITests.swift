@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import OutboxAdmin
 import OutboxRelay
 import Testing
 import TestSupport
@@ -42,14 +43,7 @@ struct APITokenCLITests {
         let created = try await CLI.run(["token", "create", "reader", "--scope", "read", "--json"], database: database)
         let token = try #require(try created.jsonObject()["token"] as? String)
         let relay = try RelayProcess(database: database, environment: ["OUTBOX_API_LISTEN": "127.0.0.1:0"])
-        var port: Int?
-        for _ in 0..<200 where port == nil {
-            for line in relay.log.split(separator: "\n") where line.contains("admin API listening") {
-                if let match = line.firstMatch(of: /127\.0\.0\.1:(\d{1,5})\b/) { port = Int(match.1) }
-            }
-            if port == nil { try relay.requireRunning(); try await Task.sleep(for: .milliseconds(50)) }
-        }
-        let apiPort = try #require(port, "no `admin API listening` line:\n\(relay.logTail())")
+        let apiPort = try await relay.apiPort()
         var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(apiPort)/api/v1/subscriptions")))
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         let (data, response) = try await URLSession(configuration: .ephemeral).data(for: request)

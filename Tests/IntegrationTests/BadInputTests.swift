@@ -50,6 +50,10 @@ import Testing
         publishEvent("empty event_type", type: "", mentions: "event_type is empty"),
         insertEvent("event_type with a space", type: "order created", mentions: #""order created" is malformed"#),
         insertEvent("event_type with a leading dot", type: ".order", mentions: #"".order" is malformed"#),
+        // An empty segment (issue 14): `order.` was accepted before sql/0015_operations.sql.
+        insertEvent("event_type with a trailing dot", type: "order.", mentions: #""order." has an empty segment"#),
+        insertEvent("event_type with two dots in a row", type: "order..paid", mentions: #""order..paid" has an empty segment"#),
+        publishEvent("event_type with a trailing dot", type: "order.", mentions: "has an empty segment"),
         insertEvent("event_type of 256 characters", type: String(repeating: "e", count: 256), mentions: "is malformed", "at most 255"),
         insertEvent("event_type with a trailing newline", type: "order.created\n", mentions: "is malformed"),
         insertEvent("headers is a JSON array", headers: #"["traceparent"]"#, mentions: "must be a JSON object", "got a JSON array"),
@@ -88,7 +92,8 @@ import Testing
         }
         cases.append(insertSubscription("empty event_types", types: [], mentions: "event_types is empty"))
         cases.append(subscribe("empty event_types", types: [], mentions: "event_types is empty"))
-        for pattern in ["order.*.x", "**", "order created", "", "order*", "*.created"] {
+        for pattern in ["order.*.x", "**", "order created", "", "order*", "*.created",
+                        "order.", ".order", "order..paid", "order..*", ".*"] {
             let named = #"pattern "\#(pattern)" is malformed"#
             cases.append(insertSubscription("pattern '\(pattern)'", types: ["order.created", pattern], mentions: named))
             cases.append(subscribe("pattern '\(pattern)'", types: [pattern], mentions: named))

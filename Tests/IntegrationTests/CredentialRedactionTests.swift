@@ -11,6 +11,8 @@ struct CredentialRedactionTests {
     static let password = "pa55-w0rd-url"
     static let bearer = "Bearer tok-3x4mpl3"
     static let apiKey = "k3y-v4lu3"
+    /// What no surface may show.
+    static let credentials = [password, bearer, apiKey]
 
     /// A subscription named `guarded` to `url`, with userinfo in its URL and two credential headers.
     static func subscribe(_ sql: Connection, url: String) throws {
@@ -23,7 +25,7 @@ struct CredentialRedactionTests {
     }
 
     func expectNoCredential(_ text: String, _ surface: String) {
-        for credential in [Self.password, Self.bearer, Self.apiKey] {
+        for credential in Self.credentials {
             #expect(!text.contains(credential), "\(surface) shows \(credential): \(text)")
         }
     }

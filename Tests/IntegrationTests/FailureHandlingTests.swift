@@ -125,28 +125,6 @@ struct FailureHandlingTests {
     }
 }
 
-/// Publishes one `order.created` event; returns its event_id.
-func publishOne(_ sql: Connection) throws -> String {
-    try sql.query("SELECT outbox.publish('order.created', '{\"id\": 1}'::jsonb)")[0].decode(String.self, at: 0)
-}
-
-/// Waits until the only delivery has `status`; returns its id.
-func waitForDelivery(_ database: TestDatabase, status: String) async throws -> Int64 {
-    try await waitUntil("the delivery is \(status)") {
-        try database.scalar("SELECT count(*) FROM outbox.deliveries WHERE status = $1", [status], as: Int.self) == 1
-    }
-    return try database.scalar("SELECT id FROM outbox.deliveries WHERE status = $1", [status], as: Int64.self)
-}
-
-/// Polls `condition` every 50 ms until it holds; fails after `timeout`.
-func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: () throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try !condition() {
-        guard ContinuousClock.now < deadline else { throw TestDatabaseError("timed out after \(timeout) waiting until \(what)") }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-}
-
 /// SPEC §6: without OUTBOX_ALLOW_PRIVATE_NETWORKS a webhook to an internal address is refused
 /// after DNS resolution, recorded as a failed attempt, and never reaches the receiver.
 @Suite(.timeLimit(.minutes(1)))

@@ -84,17 +84,3 @@ struct FanOutDeliveryTests {
 }
 
 struct RolledBack: Error {}
-
-/// Creates a subscription from SQL, as a DBA would.
-func subscribe(_ sql: Connection, _ name: String, _ url: String, _ patterns: [String], secret: String? = nil, ordered: Bool = false) throws {
-    try sql.query("SELECT outbox.subscribe($1, $2, $3::text[], $4, $5)", [name, url, patterns, secret, ordered])
-}
-
-/// Publishes `count` events of `type` in one transaction, payloads {"n": from…}.
-func publish(_ sql: Connection, count: Int, type: String, from first: Int) throws {
-    try sql.query("""
-        INSERT INTO outbox.events (event_type, payload)
-        SELECT $1, jsonb_build_object('n', n)
-        FROM generate_series($2::integer, $3::integer) AS n
-        """, [type, first, first + count - 1])
-}

@@ -128,6 +128,9 @@ struct MigrationTests {
     }
 
     @Test func psqlAndMigrateProduceTheSameSchema() async throws {
+        // Both paths grant the group roles that exist (sql/0016_roles.sql). They are
+        // cluster-wide: made now, no other test creates them between the two.
+        try DatabaseLogin.grantGroupRoles(in: TestDatabase())
         let byHand = try TestDatabase(migrated: false)
         let byRelay = try TestDatabase(migrated: false)
 
@@ -142,6 +145,8 @@ struct MigrationTests {
     }
 
     @Test func sqlFilesApplyTwiceWithPsqlAndThenMigrateAdoptsThem() async throws {
+        // The group roles exist before the first run, so both runs grant them.
+        try DatabaseLogin.grantGroupRoles(in: TestDatabase())
         let database = try TestDatabase(migrated: false)
         let files = try Self.sqlFiles()
         try await PostgresTools.applyWithPsql(files, to: database)

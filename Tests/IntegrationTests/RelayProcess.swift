@@ -109,6 +109,19 @@ final class RelayProcess: Sendable {
         throw RelayProcessError("relay \(pid) still running \(deadline) after the signal; its log ends:\n\(logTail())")
     }
 
+    /// The port of the admin API, from its `admin API listening` log line; waits up
+    /// to 10 s for it.
+    func apiPort() async throws -> Int {
+        for _ in 0..<200 {
+            for line in log.split(separator: "\n") where line.contains("admin API listening") {
+                if let match = line.firstMatch(of: /127\.0\.0\.1:(\d{1,5})\b/), let port = Int(match.1) { return port }
+            }
+            try requireRunning()
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw RelayProcessError("no `admin API listening` line:\n\(logTail())")
+    }
+
     /// Throws, with the end of the log, when the relay is no longer running.
     func requireRunning() throws {
         if let exit = exitIfFinished() {

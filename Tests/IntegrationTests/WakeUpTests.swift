@@ -87,10 +87,9 @@ struct WakeUpTests {
 
         // Stopped while asleep: its session, and the wake-up lock with it, ends.
         departed.close()
-        let deadline = ContinuousClock.now + .seconds(10)
-        while try sql.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1868722809")[0]
-            .decode(Int.self, at: 0) > 0 && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
+        try await waitUntil("the departed relay's wake-up lock is gone", timeout: .seconds(10)) {
+            try sql.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1868722809")[0]
+                .decode(Int.self, at: 0) == 0
         }
         try publish(sql, "after-it-left")
         #expect(try listening.waitForNotifications(upTo: .milliseconds(300)).isEmpty, "a NOTIFY nobody hears costs every commit")

@@ -4,12 +4,15 @@ chromium-driver, through selenium) for Tests/IntegrationTests/ConsoleBrowserTest
 
     console_browser.py --url http://127.0.0.1:PORT/console --admin-token obx_… --read-token obx_…
                        --event-id ID --disable NAME [--screenshots DIR]
+                       [--guarded NAME --never-shown TEXT [--never-shown TEXT …]]
 
 The story: log in with the admin token, find the dead delivery of event ID,
 check the attacker-controlled payload is shown as text, replay it, and see it
 succeed with a second attempt; save the overview and the delivery page when
 --screenshots is given; disable subscription --disable; then log in with the read token and check the write
-buttons are gone. Prints one line per step; exits 0 when every step held,
+buttons are gone. With --guarded, the subscriptions page shows subscription NAME
+to both tokens and no --never-shown text (a URL password, a credential header's
+value) is anywhere in the page. Prints one line per step; exits 0 when every step held,
 1 (with the page's text) when one did not. Runs in its own process group and
 quits the browser on SIGTERM, so the test can stop everything by this PID.
 """
@@ -102,6 +105,19 @@ class Console:
             step(f"saved {path}")
 
 
+def expect_never_shown(console: Console, arguments: argparse.Namespace, who: str) -> None:
+    """On the subscriptions page, the guarded subscription is listed and no credential is in the page."""
+    if not arguments.guarded:
+        return
+    console.click('#nav a[href="#/subscriptions"]')
+    console.until_text(f'main tr[data-name="{arguments.guarded}"]', arguments.guarded)
+    page = console.driver.page_source + console.driver.find_element(By.TAG_NAME, "body").text
+    shown = [text for text in arguments.never_shown if text in page]
+    if shown:
+        raise AssertionError(f"the subscriptions page shows {shown} to the {who} token")
+    step(f"the subscriptions page shows no endpoint credential to the {who} token")
+
+
 def story(console: Console, arguments: argparse.Namespace) -> None:
     console.log_in(arguments.admin_token)
     step("logged in with the admin token")
@@ -129,6 +145,7 @@ def story(console: Console, arguments: argparse.Namespace) -> None:
     step(f"the delivery succeeded after the replay ({len(attempts)} attempts shown)")
     console.screenshot(arguments.screenshots, "console-delivery.png")
 
+    expect_never_shown(console, arguments, "admin")
     console.click('#nav a[href="#/subscriptions"]')
     console.click(f'main tr[data-name="{arguments.disable}"] button')
     console.until_text(f'main tr[data-name="{arguments.disable}"]', "Enable")
@@ -144,6 +161,7 @@ def story(console: Console, arguments: argparse.Namespace) -> None:
     console.click('#nav a[href="#/subscriptions"]')
     console.until_text("main table", "read-only")
     step("a read-only token sees no write buttons")
+    expect_never_shown(console, arguments, "read")
 
 
 def main() -> int:
@@ -154,6 +172,8 @@ def main() -> int:
     parser.add_argument("--event-id", required=True)
     parser.add_argument("--disable", required=True, help="a subscription to disable on the subscriptions page")
     parser.add_argument("--screenshots")
+    parser.add_argument("--guarded", help="a subscription whose URL and headers carry credentials")
+    parser.add_argument("--never-shown", action="append", default=[], help="text no page may contain (repeatable)")
     arguments = parser.parse_args()
 
     # The test stops this process group by its id; chromedriver and chromium join it.

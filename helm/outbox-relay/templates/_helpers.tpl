@@ -138,8 +138,25 @@ OUTBOX_API_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.api.port) | quote }}
       key: {{ .Values.database.existingSecretKey }}
 {{- end -}}
 
+{{/*
+The env entry of the migration Job's database URL: migrations.database's Secret
+(the schema's owner) when set, else the relay's. Always a secretKeyRef.
+*/}}
+{{- define "outbox-relay.migrationDatabaseEnv" -}}
+{{- $migration := .Values.migrations.database -}}
+- name: OUTBOX_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $migration.existingSecret | default (include "outbox-relay.databaseSecretName" .) }}
+      key: {{ $migration.existingSecretKey | default .Values.database.existingSecretKey }}
+{{- end -}}
+
 {{/* Arguments of the relay container: `run`, with --migrate in migrations.mode run. */}}
 {{- define "outbox-relay.runArgs" -}}
+{{- /* Checked here: every relay container renders its arguments. */ -}}
+{{- if and .Values.migrations.database.existingSecret (ne .Values.migrations.mode "job") -}}
+{{- fail "migrations.database.existingSecret needs migrations.mode job: in mode run the relay migrates with database.existingSecret" -}}
+{{- end -}}
 - run
 {{- if eq .Values.migrations.mode "run" }}
 - --migrate

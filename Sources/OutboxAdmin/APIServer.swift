@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import OutboxRelay
 import OutboxSQL
 import ServiceLifecycle
 

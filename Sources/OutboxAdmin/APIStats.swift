@@ -5,7 +5,7 @@ import OutboxSQL
 /// percentiles, overall and per subscription, with each circuit's state.
 ///
 /// Never reads the history beyond five minutes: backlog counts cost what the
-/// backlog costs (`outbox.deliveries`' queue and unread parts), and window figures
+/// backlog costs (`outbox.backlog`: the queue and the unread events), and window figures
 /// read the attempts of the last five minutes, which partition pruning finds.
 struct APIStats: Sendable {
     let database: DatabaseClient
@@ -13,22 +13,11 @@ struct APIStats: Sendable {
     /// Latency is commit to delivered (the end of a succeeded attempt minus the
     /// delivery's `created_at`); attempt duration is `outbox.attempts.duration_ms`.
     static let query = """
-        WITH backlog AS (
-            SELECT subscription_id, 'pending' AS status, count(*) AS n
-            FROM outbox.deliveries WHERE status = 'pending' GROUP BY subscription_id
-            UNION ALL
-            SELECT subscription_id, 'delivering', count(*)
-            FROM outbox.deliveries WHERE status = 'delivering' GROUP BY subscription_id
-            UNION ALL
-            SELECT subscription_id, 'dead', count(*)
-            FROM outbox.deliveries WHERE status = 'dead' GROUP BY subscription_id
-        ),
-        backlog_stats AS (
+        WITH backlog_stats AS (
+            -- The one definition of the backlog (sql/0015_operations.sql), summed for the overall row.
             SELECT subscription_id, grouping(subscription_id) AS overall,
-                   sum(n) FILTER (WHERE status = 'pending') AS pending,
-                   sum(n) FILTER (WHERE status = 'delivering') AS delivering,
-                   sum(n) FILTER (WHERE status = 'dead') AS dead
-            FROM backlog
+                   sum(pending) AS pending, sum(delivering) AS delivering, sum(dead) AS dead
+            FROM outbox.backlog
             GROUP BY GROUPING SETS ((subscription_id), ())
         ),
         finished AS (

@@ -1,9 +1,11 @@
 import Foundation
 import Hummingbird
+import OutboxOperations
 import OutboxSQL
 
 /// `/api/v1/deliveries` (filtered, cursor-paginated, newest first), one delivery
-/// with its event and attempts, and replays of one delivery or of dead letters.
+/// with its event and attempts; replays of one delivery or of dead letters, and
+/// purges of dead letters, through the operations the CLI calls too.
 struct APIDeliveries: Sendable {
     let database: DatabaseClient
 
@@ -69,32 +71,26 @@ struct APIDeliveries: Sendable {
             return APIResponse.json(.ok, text: try await Self.detail(id, database))
         }
         routes.add(.post, "/api/v1/deliveries/:id/replay") { _, context in
-            let id = try Self.deliveryID(context)
-            _ = try await database.run { connection in
-                try connection.query("SELECT outbox.replay($1)", [id]).count
-            }
-            return APIResponse.json(.ok, text: try await Self.detail(id, database))
+            let replay = DeliveryReplay(delivery: try Self.deliveryID(context))
+            _ = try await database.run(replay.run)
+            return APIResponse.json(.ok, text: try await Self.detail(replay.delivery, database))
         }
         routes.add(.post, "/api/v1/dead-letters/replay") { request, _ in
             let body = try await APIRequestBody.read(&request, allowed: ["subscription", "since", "until"])
-            let subscription = try body.string("subscription")
-            let since = try body.string("since").map { try APIQuery.parseTimestamp($0, field: "since") }
-            let until = try body.string("until").map { try APIQuery.parseTimestamp($0, field: "until") }
-            let subscriptionID: Int64? = if let subscription { try await APISubscriptions.id(named: subscription, database) } else { nil }
-            // Batches of 500, each its own statement, so locks stay short.
-            var replayed = 0, after: Int64 = 0
-            while true {
-                let from = after
-                let ids = try await database.run { connection in
-                    try connection.query(
-                        "SELECT outbox.replay_dead_letters($1, 500, $2, $3, $4)", [from, subscriptionID, since, until]
-                    ).rows.map { try $0.decode(Int64.self, at: 0) }
-                }
-                replayed += ids.count
-                guard ids.count == 500, let last = ids.last else { break }
-                after = last
-            }
-            return APIResponse.json(.ok, text: "{\"replayed\":\(replayed)}")
+            let replay = DeadLetterReplay(
+                subscription: try body.string("subscription"),
+                since: try body.string("since").map { try APIQuery.parseTimestamp($0, field: "since") },
+                until: try body.string("until").map { try APIQuery.parseTimestamp($0, field: "until") })
+            let replayed = try await database.run(replay.run)
+            return try APIResponse.json(.ok, encoding: ["replayed": replayed])
+        }
+        routes.add(.post, "/api/v1/dead-letters/purge") { request, _ in
+            let body = try await APIRequestBody.read(&request, allowed: ["subscription", "older_than"])
+            // older_than is required, as the CLI's --older-than: nothing is purged by accident.
+            let purge = DeadLetterPurge(
+                subscription: try body.string("subscription"), olderThan: try body.seconds("older_than", required: true)!)
+            let purged = try await database.run(purge.run)
+            return try APIResponse.json(.ok, encoding: ["purged": purged])
         }
     }
 
@@ -179,11 +175,8 @@ struct APIQuery {
 
     /// An RFC 3339 timestamp, with or without fractional seconds.
     static func parseTimestamp(_ text: String, field: String) throws -> Date {
-        let plain = ISO8601DateFormatter()
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let date = plain.date(from: text) ?? fractional.date(from: text) else {
-            throw APIError.badRequest("\(field) must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z")
+        guard let date = TimestampText.parse(text) else {
+            throw APIError.badRequest("\(field) must be \(TimestampText.example)")
         }
         return date
     }

@@ -1,4 +1,5 @@
 import Logging
+import OutboxRelay
 import OutboxSQL
 import ServiceLifecycle
 import Synchronization

@@ -2,31 +2,31 @@ import Foundation
 import Logging
 
 /// How log lines are written: JSON objects (production) or readable text (a terminal).
-public enum LogFormat: String, Sendable {
+enum LogFormat: String, Sendable {
     case json
     case text
 
     /// Text when standard error is a terminal, JSON otherwise (a container's log).
-    public static var forStandardError: LogFormat { isatty(STDERR_FILENO) != 0 ? .text : .json }
+    static var forStandardError: LogFormat { isatty(STDERR_FILENO) != 0 ? .text : .json }
 }
 
 /// One JSON object per line on standard error:
 /// `{"time":"…","level":"info","logger":"…","message":"…", <metadata>}`.
-public struct JSONLogHandler: LogHandler {
-    public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:]
+struct JSONLogHandler: LogHandler {
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
     private let label: String
 
-    public init(label: String) {
+    init(label: String) {
         self.label = label
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    func log(event: LogEvent) {
         var line = "{\"time\":"
         Self.appendString(LogTimestamp.now(), to: &line)
         line += ",\"level\":"

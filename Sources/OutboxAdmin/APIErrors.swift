@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import OutboxOperations
 import OutboxSQL
 
 /// A refusal of the admin API, sent as `{"error": {"code": "...", "message": "..."}}`.
@@ -35,6 +36,12 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
         switch error {
         case let error as APIError:
             return error
+        case let error as OperationError:
+            switch error.kind {
+            case .notFound: return .notFound(error.description)
+            case .invalid: return .badRequest(error.description)
+            case .conflict: return .conflict(error.description)
+            }
         case let error as PostgresError:
             let state = error.sqlState ?? ""
             switch state {
@@ -69,6 +76,16 @@ enum APIResponse {
         var headers = extra
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// An encodable value as JSON.
+    static func json(_ status: HTTPResponse.Status, encoding value: some Encodable) throws -> Response {
+        json(status, try JSONEncoder().encode(value))
+    }
+
+    /// A timestamp as the API writes it: RFC 3339 in UTC with fractional seconds.
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 
     /// A response whose body is JSON text built by PostgreSQL.

@@ -4,7 +4,7 @@ import OutboxSQL
 
 /// A JSON value as sent by a client, with its type kept exactly (so `"1"`, `1`
 /// and `true` are told apart when checking a request body).
-enum JSONValue: Decodable, Sendable, Equatable {
+enum JSONValue: Codable, Sendable, Equatable {
     case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
     init(from decoder: any Decoder) throws {
@@ -15,6 +15,18 @@ enum JSONValue: Decodable, Sendable, Equatable {
         else if let value = try? container.decode(String.self) { self = .string(value) }
         else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
         else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
     }
 }
 
@@ -28,8 +40,9 @@ struct APIRequestBody: Sendable {
     /// The body's exact bytes (for idempotency comparisons).
     let raw: Data
 
-    /// Reads and parses the body; `allowed` names the fields it may have.
-    static func read(_ request: inout Request, allowed: Set<String>) async throws -> APIRequestBody {
+    /// Reads and parses the body; `allowed` names the fields it may have. With
+    /// `optional`, no body at all reads as `{}` (every field is optional then).
+    static func read(_ request: inout Request, allowed: Set<String>, optional: Bool = false) async throws -> APIRequestBody {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw APIError.tooLarge }
         let buffer: ByteBuffer
         do {
@@ -40,6 +53,7 @@ struct APIRequestBody: Sendable {
             throw error
         }
         let data = Data(buffer: buffer)
+        if data.isEmpty && optional { return APIRequestBody(fields: [:], raw: Data("{}".utf8)) }
         guard !data.isEmpty else { throw APIError.badRequest("the request body must be a JSON object") }
         let value: JSONValue
         do {
@@ -74,6 +88,18 @@ struct APIRequestBody: Sendable {
         }
     }
 
+    /// A duration given as a number of seconds, zero or more.
+    func seconds(_ name: String, required: Bool = false) throws -> Duration? {
+        switch fields[name] {
+        case nil, .null?:
+            if required { throw APIError.badRequest("field \"\(name)\" is required (a number of seconds, 0 or more)") }
+            return nil
+        case .number(let value)? where value >= 0 && value <= 1e10:
+            return .microseconds(Int64((value * 1_000_000).rounded()))
+        default: throw APIError.badRequest("field \"\(name)\" must be a number of seconds, 0 or more")
+        }
+    }
+
     func strings(_ name: String, required: Bool = false) throws -> [String]? {
         switch fields[name] {
         case nil, .null?:
@@ -91,8 +117,15 @@ struct APIRequestBody: Sendable {
     /// Checks that a field, when present, is a JSON object; its value is read
     /// in SQL from `json` (`$n::jsonb -> 'field'`), so numbers keep their exact text.
     func checkObject(_ name: String) throws {
+        _ = try object(name)
+    }
+
+    /// A field that must be a JSON object, as JSON for PostgreSQL (which checks its values).
+    func object(_ name: String) throws -> PostgresJSON? {
         switch fields[name] {
-        case nil, .null?, .object?: return
+        case nil, .null?: return nil
+        case .object(let members)?:
+            return PostgresJSON(text: String(decoding: try JSONEncoder().encode(members), as: UTF8.self))
         default: throw APIError.badRequest("field \"\(name)\" must be a JSON object")
         }
     }
