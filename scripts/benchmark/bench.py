@@ -32,6 +32,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support import processes  # noqa: E402  (scripts/support)
+from support.ports import free_port  # noqa: E402
+from support.psql import ROWS_FORMAT, psql_command, rows  # noqa: E402
 import report  # noqa: E402  (scripts/benchmark/report.py)
 from common import PAYLOAD_SQL, STARTED, BenchError, parse_pgbench, percentile, say  # noqa: E402
 import baseline  # noqa: E402
@@ -199,7 +203,7 @@ class Psql:
 
     def __init__(self, env: dict):
         self.proc = subprocess.Popen(
-            ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=0", "-P", "pager=off"],
+            [*psql_command(stop_on_error=False), *ROWS_FORMAT, "-P", "pager=off"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, env=env, bufsize=1)
         self.counter = 0
@@ -225,7 +229,7 @@ class Psql:
         errors = [x for x in lines if re.match(r"^(psql:|ERROR:|FATAL:)", x)]
         if errors:
             raise BenchError(f"SQL failed: {sql[:300]}\n" + "\n".join(lines))
-        return [x.split("\t") for x in lines if x != ""]
+        return rows(lines)
 
     def value(self, sql: str) -> str:
         rows = self.query(sql)
@@ -244,12 +248,6 @@ class Psql:
 
 
 # --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse_wrk(text: str) -> dict:
@@ -345,7 +343,7 @@ class Bench:
             try:
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self._stop(proc, signal.SIGTERM, 5)
+                processes.stop(proc, signal.SIGTERM, 5)
                 raise BenchError(f"{name} did not finish within {timeout:.0f}s")
         return code, out_path.read_text()
 
@@ -362,7 +360,7 @@ class Bench:
             deadline = time.time() + timeout
             while proc.poll() is None:
                 if time.time() > deadline:
-                    self._stop(proc, signal.SIGTERM, 5)
+                    processes.stop(proc, signal.SIGTERM, 5)
                     raise BenchError(f"{name} did not finish within {timeout:.0f}s")
                 for label, n in self.db.query(
                         "SELECT CASE WHEN state LIKE 'idle%' THEN 'idle' WHEN wait_event IS NULL THEN 'CPU' "
@@ -374,24 +372,12 @@ class Bench:
         waits = {k: round(v / total, 3) for k, v in counts.most_common()} if total else {}
         return proc.returncode, out_path.read_text(), waits
 
-    @staticmethod
-    def _stop(proc: subprocess.Popen, sig, grace: float) -> int | None:
-        if proc.poll() is None:
-            try:
-                proc.send_signal(sig)
-                return proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                return None
-        return proc.returncode
-
     def stop_leftovers(self, since: int) -> None:
         """Stops what the last phase started and left running (the relay of w3 excepted):
         a phase that failed midway stops everything it started all the same."""
         for proc in self.children[since:]:
             if proc is not self.relay and proc.poll() is None:
-                self._stop(proc, signal.SIGTERM, 10)
+                processes.stop(proc, signal.SIGTERM, 10)
 
     def time_needed(self, name: str) -> float:
         """Seconds a phase needs left before the deadline to be worth starting."""
@@ -404,7 +390,7 @@ class Bench:
             self.stop_relay()
         for proc in self.children:
             if proc.poll() is None:
-                self._stop(proc, signal.SIGTERM, 10)
+                processes.stop(proc, signal.SIGTERM, 10)
         if self.db:
             self.db.close()
 
@@ -500,7 +486,7 @@ http {{
                     return
                 except OSError:
                     time.sleep(0.05)
-            self._stop(proc, signal.SIGTERM, 5)
+            processes.stop(proc, signal.SIGTERM, 5)
         raise BenchError("nginx did not start: " + (ngx / "error.log").read_text()[-2000:])
 
     def flush_receipts(self) -> None:
@@ -557,7 +543,7 @@ http {{
         if proc is None:
             return {}
         started = time.time()
-        code = self._stop(proc, signal.SIGTERM, grace)
+        code = processes.stop(proc, signal.SIGTERM, grace)
         errors = [line for line in self.relay_log.read_text(errors="replace").splitlines()
                   if '"level":"error"' in line or '"level":"critical"' in line]
         return {"exit_code": code, "stop_seconds": round(time.time() - started, 2),
@@ -638,7 +624,7 @@ http {{
                 continue
             sql = (f"INSERT INTO outbox.events (event_type, payload) SELECT '{event_type}', "
                    f"{PAYLOAD_SQL.format(g='g')} FROM generate_series({lo}, {hi}) AS g")
-            procs.append(self._spawn(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], "psql-insert",
+            procs.append(self._spawn([*psql_command(), "-c", sql], "psql-insert",
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         for proc in procs:
             _, err = proc.communicate(timeout=max(60, self.time_left()))

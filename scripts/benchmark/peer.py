@@ -18,6 +18,7 @@ from pathlib import Path
 
 from common import BenchError, say
 from costs import CostWindow
+from support import processes
 
 PEER = Path(__file__).with_name("peer_pgqueuer.py")
 CONCURRENCY = 100
@@ -74,7 +75,7 @@ def run_peer(bench, name: str, events: int, endpoints: int, secret: str) -> dict
         done_at = time.time()
         usage = bench.usage_since(a)
     finally:
-        code = bench._stop(proc, signal.SIGTERM, 30)
+        code = processes.stop(proc, signal.SIGTERM, 30)
     # 0: it stopped on SIGTERM, or ended by itself (drain mode) as the signal came.
     if code not in (0, -signal.SIGTERM):
         raise BenchError(f"the peer exited with {code}: " + (bench.work / f"{name}.log").read_text()[-1500:])

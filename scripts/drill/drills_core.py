@@ -9,8 +9,9 @@ import subprocess
 import threading
 import time
 
-from harness import (Books, Drill, DrillFailure, require, Publisher, Receiver, Relay, RSSSampler, subscribe,
+from harness import (Books, Drill, DrillFailure, require, Publisher, Relay, RSSSampler, subscribe,
                      wait_until)
+from support.psql import psql_command
 
 MAX_IN_FLIGHT = 32
 
@@ -25,11 +26,9 @@ def kill9(quick: bool) -> dict:
     total, rate, kills = (2000, 200, 3) if quick else (20000, 400, 10)
     with Drill("kill9") as d:
         pg = d.postgres()
-        rx = Receiver(d.procs, d.workdir)
-        rx.start()
+        rx = d.receiver()
         subscribe(pg, "a", rx.url("/sleep/20/a"))
-        relay = Relay(d.procs, d.workdir, pg.url, OUTBOX_MAX_IN_FLIGHT=MAX_IN_FLIGHT)
-        relay.start()
+        relay = d.relay(OUTBOX_MAX_IN_FLIGHT=MAX_IN_FLIGHT)
         rss = RSSSampler([relay])
         rss.start()
         pub = Publisher(pg, total, rate)
@@ -62,11 +61,9 @@ def pg_restart(quick: bool) -> dict:
     total, rate = (2000, 200) if quick else (10000, 300)
     with Drill("pg-restart") as d:
         pg = d.postgres()
-        rx = Receiver(d.procs, d.workdir)
-        rx.start()
+        rx = d.receiver()
         subscribe(pg, "a", rx.url("/ok/a"))
-        relay = Relay(d.procs, d.workdir, pg.url, OUTBOX_MAX_IN_FLIGHT=MAX_IN_FLIGHT)
-        relay.start()
+        relay = d.relay(OUTBOX_MAX_IN_FLIGHT=MAX_IN_FLIGHT)
         pid = relay.proc.pid
         readyz: list[tuple[float, int | None]] = []
         stop = threading.Event()
@@ -117,14 +114,12 @@ def receiver_outage(quick: bool) -> dict:
     total, rate, outage = (1200, 100, 10) if quick else (8000, 100, 60)
     with Drill("receiver-outage") as d:
         pg = d.postgres()
-        rx = Receiver(d.procs, d.workdir)
-        rx.start()
+        rx = d.receiver()
         subscribe(pg, "a", rx.url("/ok/a"))
-        relay = Relay(d.procs, d.workdir, pg.url, OUTBOX_MAX_IN_FLIGHT=MAX_IN_FLIGHT,
-                      OUTBOX_RETRY_SCHEDULE="1s,2s,5s,10s,30s,30s,30s,30s,60s",
-                      OUTBOX_BREAKER_FAILURES=5, OUTBOX_BREAKER_COOLDOWN="2s",
-                      OUTBOX_BREAKER_MAX_COOLDOWN="10s", OUTBOX_TIMEOUT="2s", OUTBOX_LEASE="10s")
-        relay.start()
+        relay = d.relay(OUTBOX_MAX_IN_FLIGHT=MAX_IN_FLIGHT,
+                        OUTBOX_RETRY_SCHEDULE="1s,2s,5s,10s,30s,30s,30s,30s,60s",
+                        OUTBOX_BREAKER_FAILURES=5, OUTBOX_BREAKER_COOLDOWN="2s",
+                        OUTBOX_BREAKER_MAX_COOLDOWN="10s", OUTBOX_TIMEOUT="2s", OUTBOX_LEASE="10s")
         states: set[str] = set()
         stop = threading.Event()
 
@@ -174,8 +169,7 @@ def replicas(quick: bool) -> dict:
     total, rate, lease = (3000, 300, "5s") if quick else (50000, 450, "10s")
     with Drill("replicas") as d:
         pg = d.postgres()
-        rx = Receiver(d.procs, d.workdir)
-        rx.start()
+        rx = d.receiver()
         subscribe(pg, "a", rx.url("/sleep/50/a"))
         # Slow work (3 s answers) published just before the kill, so the victim is
         # sure to hold claims when it dies.
@@ -221,14 +215,11 @@ def long_transaction(quick: bool) -> dict:
     held, later = (12, 1000) if quick else (60, 5000)
     with Drill("long-tx") as d:
         pg = d.postgres()
-        rx = Receiver(d.procs, d.workdir)
-        rx.start()
+        rx = d.receiver()
         subscribe(pg, "a", rx.url("/ok/a"))
-        relay = Relay(d.procs, d.workdir, pg.url, OUTBOX_MAX_IN_FLIGHT=MAX_IN_FLIGHT)
-        relay.start()
+        relay = d.relay(OUTBOX_MAX_IN_FLIGHT=MAX_IN_FLIGHT)
         host = d.procs.start(
-            ["psql", "--no-psqlrc", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(pg.port),
-             "-U", "postgres", "-d", "outbox", "-c", "BEGIN", "-c",
+            [*psql_command(pg.port), "-c", "BEGIN", "-c",
              "INSERT INTO outbox.events (event_id, event_type, payload) VALUES ('drill-early', 'drill.early', '{}')",
              "-c", f"SELECT pg_sleep({held})", "-c", "COMMIT"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness import (Books, Drill, DrillFailure, require, Publisher, Receiver, Relay, RSSSampler, subscribe,
+from harness import (Books, Drill, DrillFailure, require, Publisher, Relay, RSSSampler, subscribe,
                      wait_until)
 
 HERE = Path(__file__).resolve().parent
@@ -53,8 +53,7 @@ def network(quick: bool) -> dict:
     total = int(rate * phase_s * (len(phases) + 1))
     with Drill("network") as d:
         pg = d.postgres()
-        rx = Receiver(d.procs, d.workdir)
-        rx.start()
+        rx = d.receiver()
         pgp = FaultProxy(d, pg.port, "pg")
         rxp = FaultProxy(d, rx.port, "rx")
         proxies = {"pg": pgp, "rx": rxp}
@@ -133,15 +132,13 @@ def slow_receiver(quick: bool) -> dict:
                        str(port_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(port_file.exists, 10, what="slow receiver")
         sport = int(port_file.read_text())
-        rx = Receiver(d.procs, d.workdir)
-        rx.start()
+        rx = d.receiver()
         hostile = {"trickle": f"/trickle/{body}/2048/x", "endless": "/endless/x", "hang": "/hang/x"}
         for name, path in hostile.items():
             subscribe(pg, name, f"http://127.0.0.1:{sport}{path}")
         subscribe(pg, "healthy", rx.url("/ok/healthy"))
-        relay = Relay(d.procs, d.workdir, pg.url, OUTBOX_TIMEOUT="3s", OUTBOX_LEASE="8s",
-                      OUTBOX_RETRY_SCHEDULE="1s,1s", OUTBOX_BREAKER_FAILURES=1000, OUTBOX_MAX_IN_FLIGHT=20)
-        relay.start()
+        relay = d.relay(OUTBOX_TIMEOUT="3s", OUTBOX_LEASE="8s",
+                        OUTBOX_RETRY_SCHEDULE="1s,1s", OUTBOX_BREAKER_FAILURES=1000, OUTBOX_MAX_IN_FLIGHT=20)
         rss = RSSSampler([relay])
         rss.start()
         pub = Publisher(pg, events, max(events / 10, 1), batch=5)

@@ -7,16 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 
-from harness import RELAY_BIN, Books, Drill, DrillFailure, Publisher, Receiver, Relay, subscribe
+from harness import RELAY_BIN, Books, Drill, DrillFailure, Publisher, subscribe
+from support.psql import psql_command
 
 MIB = 1024 * 1024
 SECRET = "sekret-pw-7f3a"
 
 
 def _psql(pg, data: bytes) -> tuple[int, str]:
-    proc = subprocess.run(["psql", "--no-psqlrc", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-                           "-p", str(pg.port), "-U", "postgres", "-d", "outbox"],
-                          input=data, capture_output=True, timeout=60)
+    proc = subprocess.run(psql_command(pg.port), input=data, capture_output=True, timeout=60)
     return proc.returncode, proc.stderr.decode("utf-8", "replace").strip()
 
 
@@ -93,11 +92,9 @@ def bad_input(quick: bool) -> dict:
     good = 200 if quick else 2000
     with Drill("bad-input") as d:
         pg = d.postgres()
-        rx = Receiver(d.procs, d.workdir)
-        rx.start()
+        rx = d.receiver()
         subscribe(pg, "good", rx.url("/ok/good"))
-        relay = Relay(d.procs, d.workdir, pg.url)
-        relay.start()
+        relay = d.relay()
         pub = Publisher(pg, good, good / 10 if quick else good / 30, batch=10)
         pub.start()
         outcomes: list[tuple[str, bool, str]] = []

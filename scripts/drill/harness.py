@@ -1,27 +1,32 @@
 """The pieces every fault drill is built from: a throwaway PostgreSQL, relays,
 recording receivers, a steady publisher, and the books that check what arrived.
 
-Everything started here is registered in `Processes` and stopped by PID when the
-drill ends (normally, by exception, or by SIGINT/SIGTERM via the entry script's
-trap). Traffic only ever goes to 127.0.0.1. Standard library only.
+Everything started here is registered in `Processes` (scripts/support) and
+stopped by PID when the drill ends (normally, by exception, or by SIGINT/SIGTERM
+via the entry script's trap). Traffic only ever goes to 127.0.0.1. Standard library only.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+from support import http_probe, waiting  # noqa: E402
+from support.ports import free_port  # noqa: E402
+from support.processes import Processes, stop  # noqa: E402
+from support.psql import ROWS_FORMAT, psql_command, rows  # noqa: E402
+
 RELAY_BIN = Path(os.environ.get("OUTBOX_RELAY_BIN", REPO / ".build-release/release/outbox-relay"))
 RECEIVER = REPO / "scripts/testing/webhook_receiver.py"
 PG_BIN = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
@@ -37,54 +42,7 @@ def require(ok: bool, message: str) -> None:
         raise DrillFailure(message)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, step: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise DrillFailure(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-class Processes:
-    """Every child process a drill started, so all of them are stopped by PID."""
-
-    def __init__(self) -> None:
-        self.children: list[subprocess.Popen] = []
-        self.lock = threading.Lock()
-
-    def start(self, argv, **kw) -> subprocess.Popen:
-        proc = subprocess.Popen(argv, start_new_session=True, **kw)
-        with self.lock:
-            self.children.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen, sig=signal.SIGTERM, grace: float = 5.0) -> None:
-        if proc.poll() is None:
-            try:
-                os.kill(proc.pid, sig)
-                proc.wait(timeout=grace)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        if proc.poll() is None:
-            try:
-                os.kill(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-
-    def stop_all(self) -> None:
-        with self.lock:
-            children, self.children = list(self.children), []
-        for proc in reversed(children):
-            self.stop(proc, grace=3.0)
+wait_until = functools.partial(waiting.wait_until, failure=DrillFailure)
 
 
 class Postgres:
@@ -110,20 +68,16 @@ class Postgres:
 
     def sql(self, text: str, check: bool = True, timeout: float = 60) -> list[list[str]]:
         """Runs SQL with psql; returns rows as lists of strings (unaligned, tab-separated)."""
-        proc = subprocess.run(
-            ["psql", "--no-psqlrc", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
-             "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "outbox", "-c", text],
-            capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([*psql_command(self.port), *ROWS_FORMAT, "-c", text],
+                              capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise DrillFailure(f"psql failed: {proc.stderr.strip()[:400]}")
-        return [line.split("\t") for line in proc.stdout.splitlines() if line]
+        return rows(proc.stdout.splitlines())
 
     def sql_error(self, text: str) -> str | None:
         """Runs SQL expected to fail; returns the error text, or None when it succeeded."""
-        proc = subprocess.run(
-            ["psql", "--no-psqlrc", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-             "-p", str(self.port), "-U", "postgres", "-d", "outbox"],
-            input=text, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run([*psql_command(self.port), "-A", "-t"],
+                              input=text, capture_output=True, text=True, timeout=60)
         return proc.stderr.strip() if proc.returncode != 0 else None
 
     def scalar(self, text: str) -> str:
@@ -167,15 +121,11 @@ class Receiver:
         wait_until(self.healthy, 10, what="receiver")
 
     def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_health", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
+        return http_probe.http_status(f"http://127.0.0.1:{self.port}/_health") == 200
 
     def stop(self) -> None:
         if self.proc:
-            self.procs.stop(self.proc, signal.SIGKILL)
+            stop(self.proc, signal.SIGKILL)
             self.proc = None
 
     def url(self, path: str) -> str:
@@ -219,16 +169,10 @@ class Relay:
         log.close()
         self.starts += 1
         if wait_ready:
-            wait_until(lambda: self.ready() == 200, 20, what=f"{self.name} /readyz")
+            http_probe.wait_ready(self.admin_port, 20, what=f"{self.name} /readyz", failure=DrillFailure)
 
     def ready(self) -> int | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/readyz", timeout=1) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except OSError:
-            return None
+        return http_probe.readyz(self.admin_port)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -255,7 +199,7 @@ class Relay:
     def terminate(self, grace: float = 15.0) -> int | None:
         if not self.alive():
             return self.proc.returncode if self.proc else None
-        self.procs.stop(self.proc, signal.SIGTERM, grace=grace)
+        stop(self.proc, signal.SIGTERM, grace=grace)
         return self.proc.returncode
 
 
@@ -380,6 +324,18 @@ class Drill:
         self.pg = Postgres(opts)
         migrate(self.pg)
         return self.pg
+
+    def receiver(self) -> Receiver:
+        """A recording receiver on a free port, started."""
+        rx = Receiver(self.procs, self.workdir)
+        rx.start()
+        return rx
+
+    def relay(self, **settings) -> Relay:
+        """A relay against this drill's database, started and ready by /readyz."""
+        relay = Relay(self.procs, self.workdir, self.pg.url, **settings)
+        relay.start()
+        return relay
 
     def __exit__(self, *exc) -> None:
         # The drill's time limit (run.py's SIGALRM) must not cut the teardown short and
