@@ -88,7 +88,12 @@ struct WakeUpTests {
         // Stopped while asleep: its session, and the wake-up lock with it, ends.
         departed.close()
         try await waitUntil("the departed relay's wake-up lock is gone", timeout: .seconds(10)) {
-            try sql.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1868722809")[0]
+            // pg_locks is the whole cluster's: other tests' relays sleep in their own databases.
+            try sql.query("""
+                SELECT count(*) FROM pg_locks
+                WHERE locktype = 'advisory' AND classid = 1868722809
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """)[0]
                 .decode(Int.self, at: 0) == 0
         }
         try publish(sql, "after-it-left")
