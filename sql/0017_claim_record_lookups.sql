@@ -8,7 +8,8 @@
 -- record looked each held row up three times (to lock it, for its event's key,
 -- to delete it). Now a subscription's claim returns the rows it claimed
 -- (RETURNING), the claim answers per subscription from them and the
--- subscription row it already holds, and the record locks each row once,
+-- subscription row it already holds (in a statement after the claiming one,
+-- whose snapshot sees every event the claim read), and the record locks each row once,
 -- keeping its event's key and its tuple id, and deletes it by that id. And
 -- record_results forwards its arguments by name, not by position.
 
@@ -36,8 +37,7 @@ CREATE OR REPLACE FUNCTION outbox.claim_subscription_rows(
     attempts         integer,
     retry_step       integer
 )
--- At most a batch (200 by default), not the planner's default guess of 1000: the
--- claim joins these rows to their events by primary key, one lookup each.
+-- At most a batch (200 by default), not the planner's default guess of 1000.
 LANGUAGE plpgsql VOLATILE ROWS 200 AS $$
 DECLARE
     waiting bigint[];
@@ -121,7 +121,12 @@ DECLARE
     s record;
     room integer;
     tokens double precision;
-    claimed integer;
+    ids bigint[];
+    event_ids text[];
+    seqs bigint[];
+    created timestamptz[];
+    tries integer[];
+    steps integer[];
 BEGIN
     FOR s IN
         WITH answered_open AS (
@@ -163,6 +168,20 @@ BEGIN
             room := least(room, floor(greatest(tokens, 0))::integer);
         END IF;
         CONTINUE WHEN room <= 0;
+        -- Claimed first, answered in a statement of its own: the claim reads events that
+        -- committed after a statement around it would have taken its snapshot.
+        SELECT coalesce(array_agg(r.delivery_id), '{}'), coalesce(array_agg(r.event_id), '{}'),
+               coalesce(array_agg(r.event_seq), '{}'), coalesce(array_agg(r.event_created_at), '{}'),
+               coalesce(array_agg(r.attempts), '{}'), coalesce(array_agg(r.retry_step), '{}')
+        INTO ids, event_ids, seqs, created, tries, steps
+        FROM outbox.claim_subscription_rows(s.id, s.ordered, room, owner, lease) AS r;
+        IF s.rate_limit IS NOT NULL THEN
+            UPDATE outbox.subscription_state AS st
+            SET rate_tokens = tokens - cardinality(ids),
+                rate_refilled_at = now()
+            WHERE st.subscription_id = s.id;
+        END IF;
+        CONTINUE WHEN cardinality(ids) = 0;
         -- The subscription's part of the answer is worked out once, not per delivery.
         RETURN QUERY
         WITH sub AS (
@@ -179,16 +198,10 @@ BEGIN
                to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                sub.url, sub.headers, sub.secret, sub.previous_secret, sub.timeout_seconds, sub.retry_schedule_seconds,
                sub.name
-        FROM outbox.claim_subscription_rows(s.id, s.ordered, room, owner, lease) AS r
+        FROM unnest(ids, event_ids, seqs, created, tries, steps)
+            AS r(delivery_id, event_id, event_seq, event_created_at, attempts, retry_step)
         JOIN outbox.events AS e ON e.id = r.event_seq AND e.created_at = r.event_created_at
         CROSS JOIN sub;
-        GET DIAGNOSTICS claimed = ROW_COUNT;
-        IF s.rate_limit IS NOT NULL THEN
-            UPDATE outbox.subscription_state AS st
-            SET rate_tokens = tokens - claimed,
-                rate_refilled_at = now()
-            WHERE st.subscription_id = s.id;
-        END IF;
     END LOOP;
 END
 $$

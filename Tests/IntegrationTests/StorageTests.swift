@@ -1,6 +1,7 @@
 import Foundation
 import OutboxRelay
 import OutboxSQL
+import Synchronization
 import TestSupport
 import Testing
 
@@ -25,6 +26,36 @@ struct StorageTests {
         try early.execute("COMMIT")
         #expect(try Claims.eventIDs(sql) == ["started-first"])
         #expect(try Claims.eventIDs(sql) == [])
+    }
+
+    /// A claim reads new events with snapshots of its own; its answer must still carry every row it
+    /// claimed when events commit meanwhile (an answer that joined them under an older snapshot
+    /// dropped the newest: leased, never sent, stuck until the lease expired).
+    @Test func aClaimAnswersEveryRowItClaimsWhileEventsCommit() async throws {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        try sql.query("SELECT outbox.subscribe('s', 'http://example.com/h', ARRAY['*'])")
+        let stop = Mutex(false)
+        let published = Mutex(0)
+        // Its own thread and connection: libpq blocks.
+        let publishing = Thread {
+            guard let publisher = try? database.connect() else { return }
+            while !stop.withLock({ $0 }) {
+                guard (try? publisher.query("SELECT outbox.publish('order.created', '{}')")) != nil else { return }
+                published.withLock { $0 += 1 }
+            }
+        }
+        publishing.start()
+        defer { stop.withLock { $0 = true } }
+        var answered = 0
+        for _ in 0..<300 {
+            answered += try Claims.eventIDs(sql, batchSize: 50).count
+            let stranded = try database.scalar("SELECT count(*) FROM outbox.delivery_queue WHERE status = 'delivering'", as: Int.self)
+            try #require(stranded == 0, "a claim leased \(stranded) deliveries it did not answer")
+        }
+        stop.withLock { $0 = true }
+        try await waitUntil("the publisher stops") { publishing.isFinished }
+        #expect(answered > 0 && published.withLock { $0 } > answered / 2, "events committed while the claims ran")
     }
 
     @Test func aSubscriptionGetsTheEventsThatCommitWhileItExistsIsEnabledAndMatches() throws {
