@@ -303,7 +303,8 @@ BEGIN
 END
 $$;
 
--- As in 0010, forwarding its arguments by name, not by position.
+-- As in 0010, forwarding its arguments by name, not by position. (Its settings
+-- are restated: CREATE OR REPLACE resets what 0010's ALTER FUNCTION set.)
 CREATE OR REPLACE FUNCTION outbox.record_results(
     owner             text,
     delivery_ids      bigint[],
@@ -358,4 +359,6 @@ BEGIN
         PERFORM outbox.disable_subscriptions(record_results.gone_ids, record_results.gone_reason);
     END IF;
 END
-$$;
+$$
+-- Statistics of a small or just-emptied queue must never make the record scan it.
+SET enable_seqscan = off;

@@ -61,6 +61,31 @@ struct MigrationTests {
         #expect(try database.scalar("SELECT pending FROM outbox.subscription_health WHERE subscription = 'orders'", as: Int.self) == 3)
     }
 
+    /// CREATE OR REPLACE FUNCTION resets a function's settings, so a migration that redefines a
+    /// hot-path function must restate them (0017 once dropped record_results' and the recorder
+    /// scanned the whole queue: 26 buffer touches per delivery instead of 12).
+    @Test func theHotPathKeepsItsSettingsAfterEveryMigration() throws {
+        let database = try TestDatabase()
+        let sql = try database.connect()
+        let expected = [
+            "claim_deliveries": ["enable_seqscan=off", "jit=off"],
+            "record_results": ["enable_seqscan=off"],
+            "renew_leases": ["enable_seqscan=off"],
+            "release_deliveries": ["enable_seqscan=off"],
+            "read_new_events": ["enable_sort=off", "plan_cache_mode=force_generic_plan"],
+        ]
+        for (function, settings) in expected {
+            let rows = try sql.query(
+                "SELECT coalesce(proconfig, '{}') FROM pg_proc WHERE pronamespace = 'outbox'::regnamespace AND proname = $1",
+                [function]
+            ).rows.map { try $0.decode([String].self, at: 0) }
+            #expect(rows.count == 1, "\(function): \(rows.count) definitions")
+            for config in rows {
+                #expect(Set(settings).isSubset(of: Set(config)), "\(function) runs with \(config), wants \(settings)")
+            }
+        }
+    }
+
     @Test func aSecondMigrateIsANoOp() async throws {
         let database = try TestDatabase()
         let before = try Self.bookkeeping(of: database)
